@@ -1,0 +1,257 @@
+"""The district's social network: communities, households, leaders and children's peers.
+
+The network is generated with networkx from the run's seed (or loaded from a file) and
+then held as edge arrays, so that the monthly processes can work on whole arrays
+(``numpy.bincount`` over edges) instead of looping over agents. ``Network.to_graph``
+gives the full networkx graph (households, leaders and children) for display or export.
+
+Node numbering among adults: households ``0 .. H-1``, then leaders ``H .. H+L-1``.
+Children are numbered separately (``0 .. n-1``) and linked to one household each and to
+peers among the children of their community.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import networkx as nx
+import numpy as np
+
+from .parameters import ParameterError, Params
+
+
+@dataclass
+class Network:
+    """Edge arrays and community membership of the district's network.
+
+    Attributes:
+        n_households: number of households (Family agents).
+        n_leaders: number of community leaders.
+        community: community of each adult node (households, then leaders).
+        rural: whether each community is rural.
+        src, dst: directed adult-adult ties (both directions stored).
+        weight: influence weight of ``src`` on ``dst`` (leaders weigh more).
+        peer_src, peer_dst: directed child-child peer ties (both directions stored).
+    """
+
+    n_households: int
+    n_leaders: int
+    community: np.ndarray
+    rural: np.ndarray
+    src: np.ndarray
+    dst: np.ndarray
+    weight: np.ndarray = field(default=None)
+    peer_src: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
+    peer_dst: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
+    households_by_community: list[np.ndarray] = field(default_factory=list)
+
+    @property
+    def n_adults(self) -> int:
+        """Households plus leaders."""
+        return self.n_households + self.n_leaders
+
+    @property
+    def n_communities(self) -> int:
+        """Number of communities."""
+        return len(self.rural)
+
+    def set_influence(self, leader_influence: float) -> None:
+        """Weight each tie by the influence of its source (leaders are norm-setters)."""
+        is_leader_src = self.src >= self.n_households
+        self.weight = np.where(is_leader_src, leader_influence, 1.0)
+
+    def add_peers(self, children: np.ndarray, child_community: np.ndarray,
+                  existing_by_community: list[list[int]], peers_per_child: int,
+                  rng: np.random.Generator) -> None:
+        """Link each new child to up to ``peers_per_child`` children of the same community.
+
+        Args:
+            children: ids of the new children.
+            child_community: community of each new child.
+            existing_by_community: ids of children already in each community (updated).
+            peers_per_child: number of peer ties to create per child.
+            rng: the network's random stream.
+        """
+        src, dst = [], []
+        for child, com in zip(children.tolist(), child_community.tolist(), strict=True):
+            pool = existing_by_community[com]
+            if pool and peers_per_child:
+                k = min(peers_per_child, len(pool))
+                picks = rng.choice(len(pool), size=k, replace=False)
+                for p in picks.tolist():
+                    src.append(child)
+                    dst.append(pool[p])
+            pool.append(child)
+        if src:
+            s, d = np.array(src, np.int64), np.array(dst, np.int64)
+            self.peer_src = np.concatenate([self.peer_src, s, d])
+            self.peer_dst = np.concatenate([self.peer_dst, d, s])
+
+    def to_graph(self, child_household: np.ndarray | None = None) -> nx.Graph:
+        """The whole network as a networkx graph with ``kind`` and ``community`` attributes.
+
+        Args:
+            child_household: household of each child; children are added as nodes
+                ``("child", i)`` when given.
+        """
+        g = nx.Graph()
+        for node in range(self.n_adults):
+            kind = "family" if node < self.n_households else "leader"
+            com = int(self.community[node])
+            g.add_node(node, kind=kind, community=com, rural=bool(self.rural[com]))
+        g.add_edges_from(zip(self.src.tolist(), self.dst.tolist(), strict=True))
+        if child_household is not None:
+            for i, h in enumerate(child_household.tolist()):
+                com = int(self.community[h])
+                g.add_node(("child", i), kind="child", community=com,
+                           rural=bool(self.rural[com]))
+                g.add_edge(("child", i), h)
+            g.add_edges_from((("child", a), ("child", b)) for a, b in
+                             zip(self.peer_src.tolist(), self.peer_dst.tolist(), strict=True))
+        return g
+
+
+def _symmetric(src: np.ndarray, dst: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    keep = src != dst
+    src, dst = src[keep], dst[keep]
+    lo, hi = np.minimum(src, dst), np.maximum(src, dst)
+    pairs = np.unique(np.stack([lo, hi], axis=1), axis=0) if len(lo) else np.empty((0, 2), int)
+    return (np.concatenate([pairs[:, 0], pairs[:, 1]]).astype(np.int64),
+            np.concatenate([pairs[:, 1], pairs[:, 0]]).astype(np.int64))
+
+
+def build_network(params: Params, rng: np.random.Generator) -> Network:
+    """Generate the district's network from the parameters and the run's network stream.
+
+    Communities are rural or urban: rural ones have ``rural_size_ratio`` times the
+    households of an urban one and ``rural_degree`` ties per household instead of
+    ``urban_degree``. Household ties inside a community are an Erdős–Rényi graph
+    (networkx ``fast_gnp_random_graph``, seeded); each leader is tied to a share
+    ``leader_reach`` of the community's households (hubs); a share
+    ``between_community_share`` of further ties joins random households of different
+    communities.
+    """
+    if params.network_file:
+        return load_network(Path(params.network_file), params, rng)
+    n_com = params.n_communities
+    n_rural = int(round(params.rural_share * n_com))
+    rural = np.zeros(n_com, bool)
+    rural[rng.permutation(n_com)[:n_rural]] = True
+    n_households = max(int(round(params.n_children * params.households_per_child)), 2 * n_com)
+    size_weight = np.where(rural, params.rural_size_ratio, 1.0)
+    sizes = np.maximum(1, np.floor(n_households * size_weight / size_weight.sum()).astype(int))
+    sizes[np.argmax(sizes)] += n_households - sizes.sum()
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+
+    community = np.repeat(np.arange(n_com), sizes)
+    src_parts, dst_parts = [], []
+    for c in range(n_com):
+        n_c = int(sizes[c])
+        if n_c < 2:
+            continue
+        degree = params.rural_degree if rural[c] else params.urban_degree
+        p = min(1.0, degree / (n_c - 1))
+        g = nx.fast_gnp_random_graph(n_c, p, seed=int(rng.integers(2**31)))
+        if g.number_of_edges():
+            e = np.array(g.edges(), dtype=np.int64) + starts[c]
+            src_parts.append(e[:, 0])
+            dst_parts.append(e[:, 1])
+    # Ties between communities.
+    n_within = sum(len(s) for s in src_parts)
+    n_between = int(round(params.between_community_share * n_within))
+    if n_between and n_com > 1:
+        a = rng.integers(0, n_households, n_between)
+        b = rng.integers(0, n_households, n_between)
+        cross = community[a] != community[b]
+        src_parts.append(a[cross])
+        dst_parts.append(b[cross])
+    # Leaders as hubs.
+    n_leaders = params.leaders_per_community * n_com
+    leader_community = np.repeat(np.arange(n_com), params.leaders_per_community)
+    for j, c in enumerate(leader_community.tolist()):
+        k = int(round(params.leader_reach * sizes[c]))
+        if k:
+            members = starts[c] + rng.choice(int(sizes[c]), size=k, replace=False)
+            src_parts.append(np.full(k, n_households + j, np.int64))
+            dst_parts.append(members.astype(np.int64))
+    src = np.concatenate(src_parts) if src_parts else np.empty(0, np.int64)
+    dst = np.concatenate(dst_parts) if dst_parts else np.empty(0, np.int64)
+    src, dst = _symmetric(src, dst)
+    net = Network(n_households, n_leaders, np.concatenate([community, leader_community]),
+                  rural, src, dst)
+    net.households_by_community = [np.arange(starts[c], starts[c] + sizes[c]) for c in range(n_com)]
+    net.set_influence(params.leader_influence)
+    return net
+
+
+def read_graph_file(path: Path) -> nx.Graph:
+    """Read an edge list or GraphML file, with a one-line error for user mistakes."""
+    if not path.exists():
+        raise ParameterError(f"network_file: {path} does not exist; give the path of an "
+                             "edge-list or GraphML file, or leave it empty")
+    try:
+        if path.suffix.lower() == ".graphml":
+            return nx.Graph(nx.read_graphml(path))
+        delimiter = "," if path.suffix.lower() == ".csv" else None
+        return nx.read_edgelist(path, delimiter=delimiter, comments="#", data=False)
+    except Exception as exc:  # noqa: BLE001 - any parse failure is a user-file problem
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ParameterError(f"network_file: cannot read {path} ({first}); expected an edge "
+                             "list (two node names per line) or a GraphML file") from None
+
+
+def load_network(path: Path, params: Params, rng: np.random.Generator) -> Network:
+    """Build the network from a file of households and leaders.
+
+    Node attributes used when present (GraphML): ``kind`` (``leader`` marks a community
+    leader, anything else a household), ``community`` (an integer or a label) and
+    ``rural`` (true/false). Without ``community``, communities are found with
+    networkx's seeded Louvain method; without leaders, the ``leaders_per_community``
+    best-connected nodes of each community are leaders; without ``rural``, the smaller
+    half of the communities are rural. Children are generated and attached to households.
+    """
+    g = read_graph_file(path)
+    if g.number_of_nodes() < 2:
+        raise ParameterError(f"network_file: {path} has fewer than 2 nodes; give a network "
+                             "of households")
+    nodes = list(g.nodes())
+    attrs = nx.get_node_attributes(g, "community")
+    if len(attrs) == len(nodes):
+        labels = sorted({str(v) for v in attrs.values()})
+        index = {lab: i for i, lab in enumerate(labels)}
+        com_of = {n: index[str(attrs[n])] for n in nodes}
+    else:
+        parts = nx.community.louvain_communities(g, seed=int(rng.integers(2**31)))
+        parts = sorted(parts, key=lambda s: (-len(s), min(map(str, s))))
+        com_of = {n: i for i, part in enumerate(parts) for n in part}
+    n_com = max(com_of.values()) + 1
+    kinds = nx.get_node_attributes(g, "kind")
+    is_leader = {n: str(kinds.get(n, "")).lower() == "leader" for n in nodes}
+    if not any(is_leader.values()) and params.leaders_per_community:
+        for c in range(n_com):
+            members = [n for n in nodes if com_of[n] == c]
+            members.sort(key=lambda n: (-g.degree(n), str(n)))
+            for n in members[: min(params.leaders_per_community, max(0, len(members) - 1))]:
+                is_leader[n] = True
+    households = [n for n in nodes if not is_leader[n]]
+    leaders = [n for n in nodes if is_leader[n]]
+    order = {n: i for i, n in enumerate(households + leaders)}
+    community = np.array([com_of[n] for n in households + leaders], np.int64)
+    sizes = np.bincount(community[: len(households)], minlength=n_com)
+    rural_attr = nx.get_node_attributes(g, "rural")
+    rural = np.zeros(n_com, bool)
+    if rural_attr:
+        for n, v in rural_attr.items():
+            rural[com_of[n]] = str(v).lower() in ("true", "1", "yes")
+    else:
+        rural[sizes < np.median(sizes)] = True
+    if len(households) == 0:
+        raise ParameterError(f"network_file: {path} has no households (every node is a leader)")
+    edges = np.array([(order[a], order[b]) for a, b in g.edges()], np.int64).reshape(-1, 2)
+    src, dst = _symmetric(edges[:, 0], edges[:, 1])
+    net = Network(len(households), len(leaders), community, rural, src, dst)
+    hcom = community[: len(households)]
+    net.households_by_community = [np.flatnonzero(hcom == c) for c in range(n_com)]
+    net.set_influence(params.leader_influence)
+    return net

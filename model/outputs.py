@@ -1,0 +1,221 @@
+"""What a run reports: the monthly series (with labels and units) and the run summary.
+
+The definitions here are the ones documented in ``docs/ODD.md`` ("Outputs").
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from .agents import (
+    CASEWORKER,
+    EXPLOITED,
+    IDENTIFIED,
+    IN_CARE,
+    RE_EXPLOITED,
+    REINTEGRATED,
+    REINTEGRATING,
+    STAGES,
+)
+
+if TYPE_CHECKING:
+    from .reintegration import ReintegrationModel
+
+SUSTAINABILITY_MONTHS = 24
+CHECKPOINTS = (36, 60)
+
+
+def _count(stage: int):
+    return lambda m: int((m.children.stage == stage).sum())
+
+
+def _mean_wellbeing(stage: int):
+    def f(m):
+        sel = m.children.stage == stage
+        return float(m.children.wellbeing[sel].mean()) if sel.any() else float("nan")
+    return f
+
+
+def _caseload(m) -> float:
+    st = m.staff
+    cw = ~st.left & (st.role == CASEWORKER)
+    return float(st.caseload[cw].mean()) if cw.any() else float("nan")
+
+
+def _burnout(m) -> float:
+    st = m.staff
+    emp = ~st.left
+    return float(st.burnout[emp].mean()) if emp.any() else float("nan")
+
+
+def _acceptance(m) -> float:
+    ch = m.children
+    if len(ch) == 0:
+        return float("nan")
+    return float(m.families.acceptance[np.unique(ch.household)].mean())
+
+
+def _vacancies(m) -> int:
+    posts = m.posts()
+    return int(sum(posts.values()) - (~m.staff.left).sum()) if m.funded else 0
+
+
+def _worse_off_now(m) -> int:
+    ch = m.children
+    return int((ch.withdrawn & (ch.wellbeing < ch.intake_wellbeing)).sum())
+
+
+TIMESERIES: dict[str, tuple[str, str, object]] = {
+    **{f"n_{s}": (f"Children {s.replace('_', ' ')}", "children", _count(i))
+       for i, s in enumerate(STAGES)},
+    **{f"wellbeing_{s}": (f"Mean wellbeing, {s.replace('_', ' ')}", "wellbeing 0-1",
+                          _mean_wellbeing(i)) for i, s in enumerate(STAGES)},
+    "new_children": ("Children entering exploitation", "children/month",
+                     lambda m: m.now["new_children"]),
+    "identified": ("Children identified", "children/month", lambda m: m.now["identified"]),
+    "admitted": ("Children admitted to care", "children/month", lambda m: m.now["admitted"]),
+    "re_exploited": ("Children re-exploited", "children/month", lambda m: m.now["re_exploited"]),
+    "premature_exits": ("Premature exits so far", "children", lambda m: m.premature_exits),
+    "handed_to_community": ("Handed to community structures so far", "children",
+                            lambda m: m.handed_over),
+    "worse_off_than_intake": ("Withdrawn children now worse off than at intake", "children",
+                              _worse_off_now),
+    "unassisted_recoveries": ("Unassisted recoveries so far", "children",
+                              lambda m: m.unassisted_recoveries),
+    "mean_stigma": ("Mean community stigma", "belief 0-1", lambda m: float(m.beliefs().mean())),
+    "mean_acceptance": ("Mean family acceptance (children's families)", "acceptance 0-1",
+                        _acceptance),
+    "staff_employed": ("Staff employed", "workers", lambda m: int((~m.staff.left).sum())),
+    "caseworkers": ("Caseworkers employed", "workers", lambda m: m.caseworkers()),
+    "vacancies": ("Vacant funded posts", "posts", _vacancies),
+    "resignations": ("Staff leaving (turnover)", "workers/month", lambda m: m.now["resignations"]),
+    "contracts_ended": ("Contracts ended by funding", "workers/month",
+                        lambda m: m.now["contracts_ended"]),
+    "caseload_per_caseworker": ("Caseload per caseworker", "children/worker", _caseload),
+    "mean_burnout": ("Mean staff burn-out", "burn-out 0-1", _burnout),
+    "funded": ("Programme funded", "yes=1", lambda m: int(m.funded)),
+    "budget": ("Budget available", "currency/month", lambda m: m.budget),
+    "spend": ("Spend", "currency/month", lambda m: m.spend),
+    "community_capacity": ("Care-committee capacity", "children",
+                           lambda m: float(m.committee_capacity().sum())),
+    "trained_leaders": ("Trained leaders", "leaders",
+                        lambda m: int(m.leaders.trained.sum()) if len(m.leaders) else 0),
+    "followed_up": ("Returned children followed up by staff", "children",
+                    lambda m: m.now["followed_up"]),
+    "committee_followed_up": ("Returned children followed up by committees", "children",
+                              lambda m: m.now["committee_followed_up"]),
+    "families_counselled": ("Families counselled", "families", lambda m: m.now["families_counselled"]),
+    "families_supported": ("Families given economic support", "families",
+                           lambda m: m.now["families_supported"]),
+}
+"""Monthly series: column name -> (label, unit, function of the model)."""
+
+
+SUMMARY_DEFINITIONS: dict[str, str] = {
+    "children_total": "Children who entered the simulation (initial plus inflow).",
+    "stable_reintegration_rate": "Share of all children who entered who are stably "
+    "reintegrated (stage `reintegrated`) at the horizon.",
+    "stable_reintegration_rate_assisted": "The same share among children who were ever in care.",
+    **{f"stable_reintegration_rate_m{c}": f"Share of children who entered by month {c} who "
+       f"are stably reintegrated at month {c} (empty if the horizon is shorter)."
+       for c in CHECKPOINTS},
+    "re_exploitation_per_100_child_years": "Re-exploitation events per 100 child-years spent "
+    "back in the community (stages `reintegrating` and `reintegrated`, counted at month ends).",
+    "median_months_to_reintegration": "Median, over children who became stably reintegrated, "
+    "of months from entering exploitation to the first stable reintegration (empty if none).",
+    "premature_exits": "Children whose care ended abruptly before they were ready because "
+    "funding stopped (causes `funding_gap`, `funding_end`).",
+    "handed_to_community": "Children in care handed to community care committees when funding "
+    "stopped (exit strategy).",
+    "worse_off_after_withdrawal_share": "Among children whose care ended before readiness "
+    "(premature exit or hand-over), the share whose final wellbeing is below their wellbeing "
+    "at intake to care (empty if none).",
+    "unmet_need_share": "Share of all children who entered who were never in care (never "
+    "identified, or identified but never given a place).",
+    "never_identified_share": "Share of all children who entered who were never identified.",
+    "unassisted_recoveries": "Transitions out of exploitation without services (cause "
+    "`unassisted`).",
+    "total_spend": "Money spent over the run (salaries, staff support, monitoring, economic "
+    "support to families).",
+    "cost_per_stable_reintegration": "total_spend divided by the number of children ever in "
+    "care who reached stable reintegration during the run (empty if none).",
+    "staff_turnover_annual": "Resignations (not contract ends) per worker-year employed.",
+    "contracts_ended": "Contracts ended because funding stopped.",
+    "mean_community_stigma_end": "Mean stigma belief of all households and leaders at the "
+    "horizon.",
+    "sustained_after_funding_end": f"Among children back in the community when funding ended "
+    f"for the last time, the share not re-exploited in the {SUSTAINABILITY_MONTHS} months "
+    "after (empty if funding never ends, or ends less than 24 months before the horizon).",
+    "mean_wellbeing_end": "Mean wellbeing of all children at the horizon.",
+}
+"""Each summary key with its exact definition."""
+
+
+def _nan_if_empty(num: float, den: float) -> float:
+    return float(num / den) if den else float("nan")
+
+
+def run_summary(model: ReintegrationModel) -> dict[str, float]:
+    """Compute the run summary; keys and definitions are in ``SUMMARY_DEFINITIONS``."""
+    ch = model.children
+    ts = model.datacollector.model_vars
+    n = len(ch)
+    stage = ch.stage
+    out: dict[str, float] = {"children_total": n}
+    out["stable_reintegration_rate"] = _nan_if_empty((stage == REINTEGRATED).sum(), n)
+    assisted = ch.ever_in_care
+    out["stable_reintegration_rate_assisted"] = _nan_if_empty(
+        (assisted & (stage == REINTEGRATED)).sum(), assisted.sum())
+    months_run = len(ts.get("n_reintegrated", []))
+    for c in CHECKPOINTS:
+        if months_run >= c:
+            entered = int((ch.entry_month < c).sum())
+            out[f"stable_reintegration_rate_m{c}"] = _nan_if_empty(
+                ts["n_reintegrated"][c - 1], entered)
+        else:
+            out[f"stable_reintegration_rate_m{c}"] = float("nan")
+    back_months = (np.sum(ts.get("n_reintegrating", [0])) + np.sum(ts.get("n_reintegrated", [0])))
+    events = int(np.sum(ts.get("re_exploited", [0])))
+    out["re_exploitation_per_100_child_years"] = _nan_if_empty(100.0 * events, back_months / 12.0)
+    reached = ch.reintegrated_month >= 0
+    out["median_months_to_reintegration"] = (
+        float(np.median(ch.reintegrated_month[reached] - ch.entry_month[reached]))
+        if reached.any() else float("nan"))
+    out["premature_exits"] = model.premature_exits
+    out["handed_to_community"] = model.handed_over
+    w = ch.withdrawn
+    out["worse_off_after_withdrawal_share"] = _nan_if_empty(
+        (w & (ch.wellbeing < ch.intake_wellbeing)).sum(), w.sum())
+    out["unmet_need_share"] = _nan_if_empty((~assisted).sum(), n)
+    out["never_identified_share"] = _nan_if_empty((ch.first_identified < 0).sum(), n)
+    out["unassisted_recoveries"] = model.unassisted_recoveries
+    out["total_spend"] = model.total_spend
+    out["cost_per_stable_reintegration"] = _nan_if_empty(model.total_spend,
+                                                         (assisted & reached).sum())
+    worker_months = float(np.sum(ts.get("staff_employed", [0])))
+    out["staff_turnover_annual"] = _nan_if_empty(model.resignations, worker_months / 12.0)
+    out["contracts_ended"] = int(np.sum(ts.get("contracts_ended", [0])))
+    out["mean_community_stigma_end"] = float(model.beliefs().mean())
+    out["sustained_after_funding_end"] = _sustained(model)
+    out["mean_wellbeing_end"] = float(ch.wellbeing.mean()) if n else float("nan")
+    return out
+
+
+def _sustained(model: ReintegrationModel) -> float:
+    end = model.schedule.last_end()
+    returned = getattr(model, "returned_at_funding_end", None)
+    if end is None or returned is None or end + SUSTAINABILITY_MONTHS > model.month - 1:
+        return float("nan")
+    if len(returned) == 0:
+        return float("nan")
+    ev = model.events()
+    window = ev[(ev["cause"] == "re_exploited") & (ev["month"] > end)
+                & (ev["month"] <= end + SUSTAINABILITY_MONTHS)]
+    hit = np.isin(returned, window["child_id"].to_numpy())
+    return float(1.0 - hit.mean())
+
+
+__all__ = ["TIMESERIES", "SUMMARY_DEFINITIONS", "run_summary", "EXPLOITED", "IDENTIFIED",
+           "IN_CARE", "RE_EXPLOITED", "REINTEGRATING"]

@@ -1,0 +1,514 @@
+"""The monthly processes, one function each, called by ``ReintegrationModel.step``.
+
+Each function takes the model and its own random stream, reads the parameters it
+names, and updates whole arrays of agent state at once. The order in which ``step``
+calls them is fixed and documented there and in ``docs/ODD.md`` ("Process overview and
+scheduling"). Every mechanism can be weakened or switched off through a parameter.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from .agents import (
+    CASEWORKER,
+    COMMUNITY_WORKER,
+    COUNSELLOR,
+    EXPLOITED,
+    IDENTIFIED,
+    IN_CARE,
+    RE_EXPLOITED,
+    REINTEGRATED,
+    REINTEGRATING,
+)
+
+if TYPE_CHECKING:
+    from .reintegration import ReintegrationModel
+
+RETURNED = (REINTEGRATING, REINTEGRATED)
+NOISE_SD = 0.02  # month-to-month variation in wellbeing: recovery is unpredictable
+
+
+def _in(stage: np.ndarray, *stages: int) -> np.ndarray:
+    return np.isin(stage, stages)
+
+
+# --- 0. Inflow -------------------------------------------------------------------------
+def inflow(model: ReintegrationModel, rng: np.random.Generator) -> None:
+    """New children enter exploitation: Poisson(annual_inflow_share * n_children / 12)."""
+    p = model.params
+    k = int(rng.poisson(p.annual_inflow_share * p.n_children / 12.0))
+    if k:
+        model.add_children(k, rng)
+        model.now["new_children"] = k
+
+
+# --- 1. Funding ------------------------------------------------------------------------
+def funding(model: ReintegrationModel, rng: np.random.Generator) -> None:
+    """Apply the funding schedule: set this month's budget; at a gap or end, withdraw.
+
+    When funding stops, every contract ends (staff leave, cause ``contract_end``) and
+    children in care leave care before they are ready. With ``exit_strategy``, children
+    are handed to community care committees while those have spare capacity (cause
+    ``handed_to_community``, no setback); the rest exit abruptly (cause
+    ``funding_gap`` if a later grant follows, else ``funding_end``), lose
+    ``withdrawal_setback`` of wellbeing and are marked as withdrawn before readiness.
+    """
+    m, p = model.month, model.params
+    funded = bool(model.schedule.funded[m]) if m < len(model.schedule.funded) else False
+    was_funded = model.funded
+    model.funded = funded
+    model.budget = p.monthly_budget if funded else 0.0
+    if was_funded and not funded:
+        later = model.schedule.funded[m:].any()
+        end_contracts(model)
+        withdraw_children(model, "funding_gap" if later else "funding_end", rng)
+
+
+def end_contracts(model: ReintegrationModel) -> None:
+    """End every employed worker's contract and cancel pending hires."""
+    st = model.staff
+    employed = ~st.left
+    model.now["contracts_ended"] += int(employed.sum())
+    st.left[employed] = True
+    st.caseload[:] = 0
+    model.pending_hires.clear()
+    ch = model.children
+    ch.caseworker[:] = -1
+
+
+def withdraw_children(model: ReintegrationModel, cause: str, rng: np.random.Generator) -> None:
+    """Move all children in care (and waiting) out of the programme before readiness."""
+    p, ch = model.params, model.children
+    in_care = np.flatnonzero(ch.stage == IN_CARE)
+    if len(in_care) == 0:
+        return
+    handed = np.zeros(len(in_care), bool)
+    if p.exit_strategy:
+        spare = model.committee_capacity() - model.committee_load()
+        com = ch.community[in_care]
+        order = rng.permutation(len(in_care))
+        for i in order.tolist():
+            c = com[i]
+            if spare[c] >= 1:
+                spare[c] -= 1
+                handed[i] = True
+    abrupt = in_care[~handed]
+    gentle = in_care[handed]
+    ch.withdrawn[in_care] = True
+    ch.handed[gentle] = True
+    ch.wellbeing[abrupt] = np.clip(ch.wellbeing[abrupt] - p.withdrawal_setback, 0, 1)
+    model.place_children(in_care, rng)
+    model.transition(abrupt, REINTEGRATING, cause)
+    model.transition(gentle, REINTEGRATING, "handed_to_community")
+    model.premature_exits += len(abrupt)
+    model.handed_over += len(gentle)
+
+
+# --- 2. Staffing -----------------------------------------------------------------------
+def staffing(model: ReintegrationModel, rng: np.random.Generator) -> None:
+    """Posts, hiring lag, skill, burn-out and turnover of professionals.
+
+    Posts per role come from the budget split and ``salary``. A vacancy is filled
+    ``hiring_lag`` months after it opens by a new worker of skill ``new_staff_skill``.
+    Burn-out rises by ``base_stress`` and by ``burnout_rate`` per unit of caseload above
+    ``caseload_standard``, and falls by ``burnout_recovery`` (more with staff support).
+    The monthly chance of leaving is ``base_turnover`` x (1 + ``burnout_turnover`` x
+    burn-out) x (1 + ``contract_insecurity`` near an uncertain grant end) x (1 -
+    ``support_effect`` x support level). Children of a leaver lose their worker (a
+    caseworker change) and are reassigned by ``referral``.
+    """
+    p, st, m = model.params, model.staff, model.month
+    if model.funded:
+        posts = model.posts()
+        hired_now = [h for h in model.pending_hires if h[1] <= m]
+        model.pending_hires = [h for h in model.pending_hires if h[1] > m]
+        for role, _ in hired_now:
+            model.hire(role, p.new_staff_skill, rng)
+        for role in (CASEWORKER, COUNSELLOR, COMMUNITY_WORKER):
+            have = int(((st.role == role) & ~st.left).sum())
+            pending = sum(1 for r, _ in model.pending_hires if r == role)
+            for _ in range(max(0, posts[role] - have - pending)):
+                model.pending_hires.append((role, m + p.hiring_lag))
+        # A hire with no lag starts at once.
+        ready = [h for h in model.pending_hires if h[1] <= m]
+        model.pending_hires = [h for h in model.pending_hires if h[1] > m]
+        for role, _ in ready:
+            model.hire(role, p.new_staff_skill, rng)
+    employed = np.flatnonzero(~st.left)
+    if len(employed) == 0:
+        return
+    support = model.support_level()
+    load = np.where(st.role[employed] == CASEWORKER,
+                    st.caseload[employed] / p.caseload_standard, 1.0)
+    b = st.burnout[employed]
+    b = b + p.base_stress + p.burnout_rate * np.maximum(0.0, load - 1.0)
+    b = b - b * (p.burnout_recovery + 0.1 * p.support_effect * support)
+    st.burnout[employed] = np.clip(b, 0.0, 1.0)
+    st.skill[employed] += p.learning_rate * (1.0 - st.skill[employed])
+    st.months_employed[employed] += 1
+    insecure = bool(model.schedule.insecure[m]) if m < len(model.schedule.insecure) else False
+    hazard = (p.base_turnover * (1.0 + p.burnout_turnover * st.burnout[employed])
+              * (1.0 + p.contract_insecurity * insecure) * (1.0 - p.support_effect * support))
+    leave = employed[rng.random(len(employed)) < np.clip(hazard, 0.0, 1.0)]
+    if len(leave):
+        st.left[leave] = True
+        model.now["resignations"] += len(leave)
+        model.resignations += len(leave)
+        orphaned = np.flatnonzero(np.isin(model.children.caseworker, leave))
+        model.lose_worker(orphaned)
+        st.caseload[leave] = 0
+
+
+# --- 3. Community capacity -------------------------------------------------------------
+def community_capacity(model: ReintegrationModel, rng: np.random.Generator) -> None:
+    """Community workers train leaders and recruit care-committee volunteers; decay.
+
+    In each community, an untrained leader is trained with chance
+    1 - (1 - ``leader_training_rate``)^(community workers there); trained leaders sit on
+    the care committee. Poisson(``volunteer_recruitment`` x workers) households join the
+    committee. Where no community worker is active, each trained leader and member
+    becomes inactive with chance ``capacity_decay`` a month. Source: "support and work
+    with the local community".
+    """
+    p, net, lead, fam = model.params, model.network, model.leaders, model.families
+    workers = model.community_workers()
+    if len(lead):
+        lcom = net.community[net.n_households:]
+        chance = 1.0 - (1.0 - p.leader_training_rate) ** workers[lcom]
+        newly = (~lead.trained) & (rng.random(len(lead)) < chance)
+        lead.trained[newly] = True
+        lead.committee[newly] = True
+        unsupported = workers[lcom] == 0
+        lapse = lead.trained & unsupported & (rng.random(len(lead)) < p.capacity_decay)
+        lead.trained[lapse] = False
+        lead.committee[lapse] = False
+    hcom = net.community[: net.n_households]
+    for c in np.flatnonzero(workers > 0).tolist():
+        k = int(rng.poisson(p.volunteer_recruitment * workers[c]))
+        if k:
+            members = net.households_by_community[c]
+            free = members[~fam.committee[members]]
+            if len(free):
+                fam.committee[rng.choice(free, size=min(k, len(free)), replace=False)] = True
+    unsupported = workers[hcom] == 0
+    lapse = fam.committee & unsupported & (rng.random(len(fam)) < p.capacity_decay)
+    fam.committee[lapse] = False
+
+
+# --- 4. Stigma dynamics ----------------------------------------------------------------
+def stigma_dynamics(model: ReintegrationModel, rng: np.random.Generator) -> None:
+    """Beliefs move toward neighbours' (leaders weigh more), trained leaders and awareness.
+
+    With ``s`` a belief and ``t`` the influence-weighted mean belief of its network
+    neighbours, ``s += stigma_influence_rate * h(t - s) * (t - s)``, where
+    ``h(d) = d^4 / (d^4 + stigma_threshold^4)`` (``h = 1`` when the threshold is 0:
+    gradual change; a positive threshold gives threshold-like, tipping change). Then
+    ``s += norm_reversion * (s0 - s)`` toward the community's traditional norm, trained
+    leaders' beliefs fall by ``leader_training_effect * s`` and households' by
+    ``awareness_effect * s`` per community worker in their community. Source: "Mindsets
+    and attitudes"; Schmitt et al. 2020; Le Roux et al. 2020.
+    """
+    p, net = model.params, model.network
+    s = model.beliefs()
+    if len(net.src):
+        weighted = np.bincount(net.dst, weights=net.weight * s[net.src], minlength=len(s))
+        total = np.bincount(net.dst, weights=net.weight, minlength=len(s))
+        has = total > 0
+        target = np.where(has, weighted / np.where(has, total, 1.0), s)
+        d = target - s
+        if p.stigma_threshold > 0:
+            d4 = d**4
+            d = d * d4 / (d4 + p.stigma_threshold**4)
+        s = s + p.stigma_influence_rate * d
+    s = s + p.norm_reversion * (model.belief_norm - s)
+    h = net.n_households
+    if len(model.leaders):
+        s[h:] -= p.leader_training_effect * model.leaders.trained * s[h:]
+    workers = model.community_workers()
+    s[:h] -= np.minimum(1.0, p.awareness_effect * workers[net.community[:h]]) * s[:h]
+    model.set_beliefs(np.clip(s, 0.0, 1.0))
+
+
+# --- 5. Family work --------------------------------------------------------------------
+def family_work(model: ReintegrationModel, rng: np.random.Generator) -> None:
+    """Counselling raises acceptance; economic support raises resources and dependency.
+
+    Families of children in care come first, then families of returned children still
+    reintegrating, while counsellor places (``families_per_counsellor`` each) and
+    economic-support places (family budget x ``economic_share`` / ``family_cost``) last.
+    Counselled: acceptance += ``counselling_effect`` x (1 - acceptance), stigma belief
+    falls by the same share. Supported: resources += ``economic_support_effect`` x
+    (1 - resources), dependency += ``dependency_growth`` x (1 - dependency). When support
+    stops, resources fall by ``dependency_shock`` x dependency x resources and dependency
+    halves each unsupported month. All families' acceptance drifts toward one minus their
+    stigma belief at ``acceptance_drift``. Source: "work with and support families".
+    """
+    p, fam, ch = model.params, model.families, model.children
+    was_supported = fam.supported.copy()
+    fam.counselled[:] = False
+    fam.supported[:] = False
+    if model.funded:
+        in_care = np.unique(ch.household[ch.stage == IN_CARE])
+        back = np.unique(ch.household[(ch.stage == REINTEGRATING) & ch.ever_in_care])
+        back = np.setdiff1d(back, in_care)
+        queue = np.concatenate([rng.permutation(in_care), rng.permutation(back)])
+        n_counsel = model.counsellors() * p.families_per_counsellor
+        n_support = int(model.budget * model.shares["family"] * p.economic_share // p.family_cost)
+        fam.counselled[queue[:n_counsel]] = True
+        fam.supported[queue[:n_support]] = True
+        model.now["families_counselled"] = int(min(n_counsel, len(queue)))
+        model.now["families_supported"] = int(min(n_support, len(queue)))
+        model.spend += min(n_support, len(queue)) * p.family_cost
+    c = fam.counselled
+    fam.acceptance[c] += p.counselling_effect * (1.0 - fam.acceptance[c])
+    fam.stigma[c] -= p.counselling_effect * fam.stigma[c]
+    sup = fam.supported
+    fam.resources[sup] += p.economic_support_effect * (1.0 - fam.resources[sup])
+    fam.dependency[sup] += p.dependency_growth * (1.0 - fam.dependency[sup])
+    stopped = was_supported & ~sup
+    fam.resources[stopped] -= p.dependency_shock * fam.dependency[stopped] * fam.resources[stopped]
+    fam.dependency[~sup] *= 0.5
+    fam.acceptance += p.acceptance_drift * ((1.0 - fam.stigma) - fam.acceptance)
+    np.clip(fam.acceptance, 0.0, 1.0, out=fam.acceptance)
+
+
+# --- 6. Identification and disclosure --------------------------------------------------
+def identification(model: ReintegrationModel, rng: np.random.Generator) -> None:
+    """Exploited children are identified or disclose; waiting children may drop out.
+
+    Monthly chance: ``identification_rate`` x (1 - ``stigma_disclosure_effect`` x felt
+    stigma) x (1 + ``outreach_effect`` while funded) x (``boys_service_access`` for boys).
+    Exploitation costs ``exploitation_harm`` wellbeing a month. A child waiting for a
+    place returns to exploitation with chance ``waitlist_dropout`` (cause ``no_place``).
+    Source: "Victim/survivor"; "The evidence base"; Schmitt et al. 2020.
+    """
+    p, ch = model.params, model.children
+    exploited = np.flatnonzero(_in(ch.stage, EXPLOITED, RE_EXPLOITED))
+    ch.wellbeing[exploited] = np.maximum(0.0, ch.wellbeing[exploited] - p.exploitation_harm)
+    waiting = np.flatnonzero(ch.stage == IDENTIFIED)
+    drop = waiting[rng.random(len(waiting)) < p.waitlist_dropout]
+    model.transition(drop, EXPLOITED, "no_place")
+    felt = model.felt_stigma(exploited)
+    chance = (p.identification_rate * (1.0 - p.stigma_disclosure_effect * felt)
+              * (1.0 + p.outreach_effect * model.funded)
+              * np.where(ch.boy[exploited], p.boys_service_access, 1.0))
+    found = exploited[rng.random(len(exploited)) < chance]
+    first = found[ch.first_identified[found] < 0]
+    ch.first_identified[first] = model.month
+    ch.waiting_since[found] = model.month
+    model.transition(found, IDENTIFIED, "identified")
+    model.now["identified"] = len(found)
+
+
+# --- 7. Referral and case management ---------------------------------------------------
+def referral(model: ReintegrationModel, rng: np.random.Generator) -> None:
+    """Children in care without a worker are reassigned; waiting children are admitted.
+
+    Free places are ``caseload_standard`` per employed caseworker minus their caseload.
+    Children who lost their worker are reassigned first (up to twice the standard, so
+    loss of staff raises caseloads). Of the waiting children, a share ``referral_base``
+    + (1 - ``referral_base``) x effective coordination is matched each month, longest
+    waiting first, while free places last. Children with severe trauma go to a
+    specialist when one has a place. Effective coordination is ``coordination`` +
+    ``monitoring_effect`` x monitoring share (capped at 1). Source: "Barriers to
+    effective multi-disciplinary working".
+    """
+    p, ch, st = model.params, model.children, model.staff
+    workers = np.flatnonzero(~st.left & (st.role == CASEWORKER))
+    if len(workers) == 0:
+        return
+    orphans = np.flatnonzero((ch.stage == IN_CARE) & (ch.caseworker < 0))
+    for child in orphans.tolist():
+        model.assign(child, workers, limit=2 * p.caseload_standard)
+    free = int(np.maximum(0, p.caseload_standard - st.caseload[workers]).sum())
+    waiting = np.flatnonzero(ch.stage == IDENTIFIED)
+    if free == 0 or len(waiting) == 0:
+        return
+    coord = model.effective_coordination()
+    matched = int(rng.binomial(len(waiting), p.referral_base + (1 - p.referral_base) * coord))
+    order = waiting[np.lexsort((rng.random(len(waiting)), ch.waiting_since[waiting]))]
+    admitted = []
+    for child in order[: min(matched, free)].tolist():
+        if model.assign(child, workers, limit=p.caseload_standard):
+            admitted.append(child)
+    admitted = np.array(admitted, np.int64)
+    ch.intake_wellbeing[admitted] = ch.wellbeing[admitted]
+    ch.ever_in_care[admitted] = True
+    ch.bond[admitted] = 0.0
+    model.transition(admitted, IN_CARE, "admitted")
+    model.now["admitted"] = len(admitted)
+
+
+# --- 8. Recovery in care ---------------------------------------------------------------
+def recovery_in_care(model: ReintegrationModel, rng: np.random.Generator) -> None:
+    """Wellbeing in care grows with worker skill, bond, specialist fit, caseload, resilience.
+
+    gain = ``recovery_rate`` x skill x (0.3 + 0.7 bond) x fit x pressure x
+    (0.5 + resilience) x (1 - wellbeing), plus noise. Fit is ``generic_fit`` for a child
+    with severe trauma and a generic worker, and is scaled by (0.5 + 0.5
+    ``boys_service_access``) for boys; pressure is min(1, standard / caseload) to the
+    power ``caseload_pressure``. The bond grows by ``bond_growth`` x (1 - bond) and
+    skills by ``skill_gain`` x (1 - skills). A child without a worker does not progress.
+    Source: "Recovery"; Morina et al. 2016; "Targeted and generalist service provision".
+    """
+    p, ch, st = model.params, model.children, model.staff
+    care = np.flatnonzero(ch.stage == IN_CARE)
+    ch.months_in_care[care] += 1
+    cared = care[ch.caseworker[care] >= 0]
+    if len(cared) == 0:
+        return
+    w = ch.caseworker[cared]
+    fit = np.where(ch.severe_trauma[cared] & ~st.specialist[w], p.generic_fit, 1.0)
+    fit = fit * np.where(ch.boy[cared], 0.5 + 0.5 * p.boys_service_access, 1.0)
+    pressure = np.minimum(1.0, p.caseload_standard / np.maximum(st.caseload[w], 1)) ** p.caseload_pressure
+    gain = (p.recovery_rate * st.skill[w] * (0.3 + 0.7 * ch.bond[cared]) * fit * pressure
+            * (0.5 + ch.resilience[cared]) * (1.0 - ch.wellbeing[cared]))
+    noise = rng.normal(0.0, NOISE_SD, len(cared))
+    ch.wellbeing[cared] = np.clip(ch.wellbeing[cared] + gain + noise, 0.0, 1.0)
+    ch.bond[cared] += p.bond_growth * (1.0 - ch.bond[cared])
+    ch.skills[cared] += p.skill_gain * (1.0 - ch.skills[cared])
+
+
+# --- 9. Reintegration ------------------------------------------------------------------
+def reintegration(model: ReintegrationModel, rng: np.random.Generator) -> None:
+    """Ready children leave care; returned children's wellbeing follows their setting.
+
+    A child in care for at least ``min_months_in_care`` with wellbeing at or above
+    ``readiness_wellbeing`` leaves (cause ``ready``) to their family if its acceptance is
+    at least ``acceptance_min``, otherwise to alternative care with chance
+    ``alternative_care_rate`` a month. Follow-up goes to returned children, most recent
+    first: by caseworkers (``followup_caseload`` each) while funded, then by community
+    care committees up to their capacity. A returned child's wellbeing moves at
+    ``reintegration_adjust`` toward 0.15 + 0.35 acceptance + 0.2 (1 - felt stigma) +
+    0.15 skills + 0.15 family resources + ``followup_effect`` x follow-up. After
+    ``stable_months`` back with wellbeing at least ``stable_wellbeing`` the
+    reintegration is stable (cause ``stable``). Source: "Reintegration"; Betancourt et
+    al. 2010-2020; Butterfly longitudinal research.
+    """
+    p, ch, fam = model.params, model.children, model.families
+    care = np.flatnonzero(ch.stage == IN_CARE)
+    ready = care[(ch.months_in_stage[care] >= p.min_months_in_care)
+                 & (ch.wellbeing[care] >= p.readiness_wellbeing)]
+    home = ready[fam.acceptance[ch.household[ready]] >= p.acceptance_min]
+    other = np.setdiff1d(ready, home)
+    alt = other[rng.random(len(other)) < p.alternative_care_rate]
+    ch.alt_care[alt] = True
+    leaving = np.concatenate([home, alt])
+    model.place_children(leaving, rng)
+    model.transition(leaving, REINTEGRATING, "ready")
+
+    back = np.flatnonzero(_in(ch.stage, *RETURNED))
+    ch.months_since_exit[back] += 1
+    ch.followup[:] = False
+    ch.committee_followup[:] = False
+    returning = back[ch.stage[back] == REINTEGRATING]
+    order = returning[np.argsort(ch.months_since_exit[returning], kind="stable")]
+    n_prof = model.caseworkers() * p.followup_caseload if model.funded else 0
+    ch.followup[order[ch.unassisted[order] == False][:n_prof]] = True  # noqa: E712
+    rest = order[~ch.followup[order]]
+    # Handed-over children first, then the most recently returned.
+    rest = rest[np.argsort(~ch.handed[rest], kind="stable")]
+    spare = model.committee_capacity().copy()
+    com = ch.community[rest]
+    for c in np.unique(com).tolist():
+        k = int(spare[c])
+        if k > 0:
+            ch.committee_followup[rest[com == c][:k]] = True
+    supported = ch.followup[back] | ch.committee_followup[back]
+    acc = np.where(ch.alt_care[back], p.alternative_care_acceptance,
+                   fam.acceptance[ch.household[back]])
+    target = (0.15 + 0.35 * acc + 0.2 * (1.0 - model.felt_stigma(back))
+              + 0.15 * ch.skills[back] + 0.15 * fam.resources[ch.household[back]]
+              + p.followup_effect * supported)
+    noise = rng.normal(0.0, NOISE_SD, len(back))
+    ch.wellbeing[back] = np.clip(
+        ch.wellbeing[back] + p.reintegration_adjust * (target - ch.wellbeing[back]) + noise,
+        0.0, 1.0)
+    stable = returning[(ch.months_in_stage[returning] >= p.stable_months)
+                       & (ch.wellbeing[returning] >= p.stable_wellbeing)]
+    first = stable[ch.reintegrated_month[stable] < 0]
+    ch.reintegrated_month[first] = model.month
+    model.transition(stable, REINTEGRATED, "stable")
+    model.now["followed_up"] = int(ch.followup.sum())
+    model.now["committee_followed_up"] = int(ch.committee_followup.sum())
+
+
+# --- 10. Re-exploitation ---------------------------------------------------------------
+def re_exploitation(model: ReintegrationModel, rng: np.random.Generator) -> None:
+    """Returned children may be exploited again; risk is highest early after exit.
+
+    hazard = ``reexploitation_base`` x exp(``poverty_risk`` (1 - resources) +
+    ``stigma_risk`` felt stigma + ``acceptance_risk`` (1 - acceptance) +
+    ``wellbeing_risk`` (1 - wellbeing) + ``peer_risk`` share of peers exploited) x
+    (1 + ``early_risk_multiplier`` exp(-months since exit / ``early_risk_months``)) x
+    (1 - ``followup_protection`` if followed up) x (1 - ``committee_protection`` if a
+    care committee follows up) x (``stable_risk_factor`` once stable). Source: "Mindsets
+    and attitudes"; IOM / Jobe 2010.
+    """
+    p, ch, fam = model.params, model.children, model.families
+    back = np.flatnonzero(_in(ch.stage, *RETURNED))
+    if len(back) == 0:
+        return
+    acc = np.where(ch.alt_care[back], p.alternative_care_acceptance,
+                   fam.acceptance[ch.household[back]])
+    x = (p.poverty_risk * (1.0 - fam.resources[ch.household[back]])
+         + p.stigma_risk * model.felt_stigma(back)
+         + p.acceptance_risk * (1.0 - acc)
+         + p.wellbeing_risk * (1.0 - ch.wellbeing[back])
+         + p.peer_risk * model.peer_share(_in(ch.stage, EXPLOITED, RE_EXPLOITED))[back])
+    hazard = (p.reexploitation_base * np.exp(x)
+              * (1.0 + p.early_risk_multiplier * np.exp(-ch.months_since_exit[back]
+                                                         / p.early_risk_months))
+              * np.where(ch.followup[back], 1.0 - p.followup_protection, 1.0)
+              * np.where(ch.committee_followup[back], 1.0 - p.committee_protection, 1.0)
+              * np.where(ch.stage[back] == REINTEGRATED, p.stable_risk_factor, 1.0))
+    hit = back[rng.random(len(back)) < np.clip(hazard, 0.0, 1.0)]
+    ch.reexploit_count[hit] += 1
+    ch.wellbeing[hit] = np.maximum(0.0, ch.wellbeing[hit] - 0.1)
+    ch.followup[hit] = False
+    ch.committee_followup[hit] = False
+    ch.alt_care[hit] = False
+    model.transition(hit, RE_EXPLOITED, "re_exploited")
+    model.now["re_exploited"] = len(hit)
+
+
+# --- 11. Unassisted recovery -----------------------------------------------------------
+def unassisted_recovery(model: ReintegrationModel, rng: np.random.Generator) -> None:
+    """Exploited children may leave exploitation and return home without services.
+
+    Monthly chance ``unassisted_recovery_rate`` x (0.5 + resilience) x (1 +
+    ``peer_support_effect`` x share of peers back in the community) (cause
+    ``unassisted``). Source: "Judging effectiveness" (resilience, friends, school).
+    """
+    p, ch = model.params, model.children
+    exploited = np.flatnonzero(_in(ch.stage, EXPLOITED, RE_EXPLOITED))
+    if len(exploited) == 0:
+        return
+    peers_back = model.peer_share(_in(ch.stage, *RETURNED))[exploited]
+    chance = (p.unassisted_recovery_rate * (0.5 + ch.resilience[exploited])
+              * (1.0 + p.peer_support_effect * peers_back))
+    out = exploited[rng.random(len(exploited)) < chance]
+    ch.unassisted[out] = ~ch.ever_in_care[out]
+    model.place_children(out, rng)
+    model.transition(out, REINTEGRATING, "unassisted")
+    model.unassisted_recoveries += len(out)
+
+
+PROCESSES = (
+    inflow,
+    funding,
+    staffing,
+    community_capacity,
+    stigma_dynamics,
+    family_work,
+    identification,
+    referral,
+    recovery_in_care,
+    reintegration,
+    re_exploitation,
+    unassisted_recovery,
+)
+"""The monthly schedule, in order."""

@@ -1,0 +1,444 @@
+"""``ReintegrationModel``: the Mesa model of children's recovery and reintegration."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import mesa
+import numpy as np
+
+from . import processes
+from .agents import (
+    CASEWORKER,
+    COMMUNITY_WORKER,
+    COUNSELLOR,
+    EXPLOITED,
+    IN_CARE,
+    ROLES,
+    STAGES,
+    Child,
+    CommunityLeader,
+    Family,
+    Professional,
+)
+from .funding import FundingSchedule, funding_schedule
+from .network import Network, build_network
+from .outputs import TIMESERIES, run_summary
+from .parameters import Params
+from .store import Store
+
+STREAMS = ("network", "population", "funding") + tuple(f.__name__ for f in processes.PROCESSES)
+"""Named random streams, each spawned from the run seed (common random numbers)."""
+
+NEVER = -1
+
+
+class ReintegrationModel(mesa.Model):
+    """Children, families, community leaders and professionals on a social network.
+
+    One step is one month. ``step`` runs these processes in this order (see
+    ``model/processes.py`` and ``docs/ODD.md``):
+
+    1. ``inflow`` – new children enter exploitation;
+    2. ``funding`` – this month's budget; at a gap or end, contracts end and children
+       in care leave (premature exit or hand-over to community structures);
+    3. ``staffing`` – hiring after the lag, skill, burn-out, turnover;
+    4. ``community_capacity`` – leader training, care committees, decay;
+    5. ``stigma_dynamics`` – beliefs on the network;
+    6. ``family_work`` – counselling, economic support, dependency;
+    7. ``identification`` – identification and disclosure, waiting-list drop-out;
+    8. ``referral`` – case management: reassignment and admission to care;
+    9. ``recovery_in_care`` – wellbeing, bond and skills in care;
+    10. ``reintegration`` – planned exits, follow-up, wellbeing at home, stability;
+    11. ``re_exploitation`` – hazard for returned children;
+    12. ``unassisted_recovery`` – leaving exploitation without services;
+
+    then the month's data are collected.
+
+    Args:
+        rng: the run seed (Mesa-style); ``None`` draws one, recorded as ``self.seed``.
+        **params: any parameter of :class:`model.parameters.Params` by name.
+    """
+
+    def __init__(self, rng: int | None = None, **params: Any) -> None:
+        """Build the network and the agents from validated parameters and a seed."""
+        p = Params.from_dict(params)
+        if rng is None:
+            rng = int(np.random.SeedSequence().entropy % (2**63))
+        if not isinstance(rng, int | np.integer):
+            raise TypeError("rng must be an integer seed")
+        super().__init__(rng=int(rng))
+        self.seed = int(rng)
+        self.params = p
+        self.shares = p.budget_shares()
+        streams = np.random.SeedSequence(self.seed).spawn(len(STREAMS))
+        self.streams = {name: np.random.default_rng(s) for name, s in zip(STREAMS, streams, strict=True)}
+        self.month = 0
+        self.horizon = p.months
+        self.funded = False
+        self.budget = 0.0
+        self.spend = 0.0
+        self.total_spend = 0.0
+        self.premature_exits = 0
+        self.handed_over = 0
+        self.resignations = 0
+        self.unassisted_recoveries = 0
+        self.pending_hires: list[tuple[int, int]] = []
+        self._event_parts: list[tuple[np.ndarray, ...]] = []
+        self.now: dict[str, float] = {}
+
+        self.schedule: FundingSchedule = funding_schedule(p, p.months, self.streams["funding"])
+        self.network: Network = build_network(p, self.streams["network"])
+        self._init_households(self.streams["population"])
+        self.children = Store({
+            "stage": (np.int8, EXPLOITED), "wellbeing": (float, 0.0),
+            "entry_wellbeing": (float, 0.0), "intake_wellbeing": (float, np.nan),
+            "resilience": (float, 0.5), "skills": (float, 0.0),
+            "severe_trauma": (bool, False), "boy": (bool, False), "age_at_entry": (np.int16, 0),
+            "household": (np.int64, 0), "community": (np.int64, 0), "entry_month": (np.int32, 0),
+            "first_identified": (np.int32, NEVER), "waiting_since": (np.int32, 0),
+            "months_in_care": (np.int32, 0), "worker_changes": (np.int32, 0),
+            "withdrawn": (bool, False), "handed": (bool, False),
+            "reexploit_count": (np.int32, 0), "caseworker": (np.int64, -1),
+            "bond": (float, 0.0), "months_in_stage": (np.int32, 0),
+            "months_since_exit": (np.int32, 0), "followup": (bool, False),
+            "committee_followup": (bool, False), "ever_in_care": (bool, False),
+            "reintegrated_month": (np.int32, NEVER), "alt_care": (bool, False),
+            "unassisted": (bool, False),
+        }, capacity=max(16, int(p.n_children * (1 + p.annual_inflow_share * p.months / 12) * 1.1)))
+        self.staff = Store({
+            "role": (np.int8, CASEWORKER), "specialist": (bool, False), "skill": (float, 0.0),
+            "caseload": (np.int32, 0), "burnout": (float, 0.0), "left": (bool, False),
+            "community": (np.int64, -1), "months_employed": (np.int32, 0),
+        })
+        self.child_agents: list[Child] = []
+        self.staff_agents: list[Professional] = []
+        self._children_by_community: list[list[int]] = [[] for _ in range(self.network.n_communities)]
+        self.add_children(p.n_children, self.streams["population"])
+        if self.schedule.funded[:1].any():
+            self.funded, self.budget = True, p.monthly_budget
+            posts = self.posts()
+            for role in (CASEWORKER, COUNSELLOR, COMMUNITY_WORKER):
+                for _ in range(posts[role]):
+                    # The programme starts with an experienced team.
+                    self.hire(role, float(self.streams["population"].uniform(0.4, 0.8)),
+                              self.streams["population"])
+            self.funded, self.budget = False, 0.0  # the funding process sets them monthly
+        self.datacollector = mesa.DataCollector(
+            model_reporters={name: _reporter(name) for name in TIMESERIES})
+        self.running = True
+
+    # --- construction ------------------------------------------------------------
+    def _init_households(self, rng: np.random.Generator) -> None:
+        p, net = self.params, self.network
+        h, n_lead = net.n_households, net.n_leaders
+        rural_adult = net.rural[net.community]
+        norm = np.clip(p.initial_stigma + p.rural_stigma_offset * rural_adult, 0.0, 1.0)
+        belief = np.clip(norm + rng.normal(0.0, p.stigma_spread, len(norm)), 0.0, 1.0)
+        self.belief_norm = norm
+        self.families = Store({
+            "acceptance": (float, 0.5), "resources": (float, 0.35), "stigma": (float, 0.5),
+            "counselled": (bool, False), "supported": (bool, False),
+            "dependency": (float, 0.0), "committee": (bool, False),
+        }, capacity=h)
+        resources = np.clip(rng.beta(2.0, 2.0 * (1 - p.initial_resources) / max(p.initial_resources, 1e-6), h)
+                            if 0 < p.initial_resources < 1 else np.full(h, p.initial_resources), 0, 1)
+        acceptance = np.clip(1.0 - belief[:h] + rng.normal(0, 0.1, h), 0.0, 1.0)
+        self.families.append(h, stigma=belief[:h], resources=resources, acceptance=acceptance)
+        self.leaders = Store({
+            "stigma": (float, 0.5), "influence": (float, p.leader_influence),
+            "trained": (bool, False), "committee": (bool, False),
+        }, capacity=max(n_lead, 1))
+        self.leaders.append(n_lead, stigma=belief[h:])
+        self.family_agents = [Family(self, i) for i in range(h)]
+        self.leader_agents = [CommunityLeader(self, i) for i in range(n_lead)]
+        sizes = np.array([len(x) for x in net.households_by_community], float)
+        self._community_weights = sizes / sizes.sum()
+
+    def add_children(self, k: int, rng: np.random.Generator) -> np.ndarray:
+        """Create ``k`` children entering exploitation this month; returns their ids."""
+        p, net = self.params, self.network
+        com = rng.choice(net.n_communities, size=k, p=self._community_weights)
+        household = np.array([rng.choice(net.households_by_community[c]) for c in com.tolist()],
+                             np.int64).reshape(-1)
+        age = rng.integers(8, 18, k)
+        boy = rng.random(k) < p.boy_share
+        # Beta with mean intake_wellbeing and concentration 10: about 56% below 0.4 at
+        # the default mean (Kiss et al. 2015: depression 56% at intake).
+        m = p.intake_wellbeing
+        wellbeing = rng.beta(10 * m, 10 * (1 - m), k)
+        resilience = np.clip(rng.beta(2, 2, k) + p.age_resilience_effect * (age - 12.5), 0, 1)
+        skills = np.clip(rng.beta(2, 5, k) + 0.02 * (age - 12.5), 0, 1)
+        severe = rng.random(k) < p.severe_trauma_share
+        ids = self.children.append(
+            k, wellbeing=wellbeing, entry_wellbeing=wellbeing, resilience=resilience,
+            skills=skills, severe_trauma=severe, boy=boy, age_at_entry=age,
+            household=household, community=com, entry_month=self.month)
+        self.child_agents.extend(Child(self, int(i)) for i in ids)
+        self.network.add_peers(ids, com, self._children_by_community, p.peers_per_child,
+                               self.streams["network"])
+        return ids
+
+    # --- helpers used by the processes ----------------------------------------------
+    def transition(self, idx: np.ndarray, to_stage: int, cause: str) -> None:
+        """Move children ``idx`` to ``to_stage`` and log one event each."""
+        idx = np.asarray(idx, np.int64)
+        if len(idx) == 0:
+            return
+        ch = self.children
+        self._event_parts.append((np.full(len(idx), self.month, np.int32), idx,
+                                  ch.stage[idx].copy(), np.full(len(idx), to_stage, np.int8),
+                                  cause))
+        ch.stage[idx] = to_stage
+        ch.months_in_stage[idx] = 0
+
+    def place_children(self, idx: np.ndarray, rng: np.random.Generator) -> None:
+        """Children leave care or exploitation for the community: release their worker."""
+        ch, st = self.children, self.staff
+        idx = np.asarray(idx, np.int64)
+        w = ch.caseworker[idx]
+        w = w[w >= 0]
+        if len(w):
+            np.subtract.at(st.caseload, w, 1)
+        ch.caseworker[idx] = -1
+        ch.months_since_exit[idx] = 0
+
+    def lose_worker(self, idx: np.ndarray) -> None:
+        """Children whose worker left: bond reset, setback, a caseworker change."""
+        ch, p = self.children, self.params
+        idx = idx[ch.stage[idx] == IN_CARE]
+        ch.caseworker[idx] = -1
+        ch.bond[idx] = 0.0
+        ch.worker_changes[idx] += 1
+        ch.wellbeing[idx] = np.maximum(0.0, ch.wellbeing[idx] - p.worker_change_setback)
+
+    def assign(self, child: int, workers: np.ndarray, limit: int) -> bool:
+        """Assign ``child`` to the least-loaded caseworker below ``limit``.
+
+        A child with severe trauma goes to a specialist when one is below the limit.
+        """
+        st, ch = self.staff, self.children
+        load = st.caseload[workers]
+        open_ = load < limit
+        if not open_.any():
+            return False
+        if ch.severe_trauma[child]:
+            spec = open_ & st.specialist[workers]
+            if spec.any():
+                open_ = spec
+        cand = workers[open_]
+        w = int(cand[np.argmin(st.caseload[cand])])
+        ch.caseworker[child] = w
+        st.caseload[w] += 1
+        return True
+
+    def hire(self, role: int, skill: float, rng: np.random.Generator) -> None:
+        """Employ a new professional in ``role``."""
+        p = self.params
+        specialist = bool(role == CASEWORKER and rng.random() < p.specialist_share)
+        community = -1
+        if role == COMMUNITY_WORKER:
+            community = self._next_community()
+        idx = self.staff.append(1, role=role, specialist=specialist, skill=skill,
+                                community=community)
+        self.staff_agents.append(Professional(self, int(idx[0])))
+
+    def _next_community(self) -> int:
+        """The community with fewest active community workers (largest first on ties)."""
+        workers = self.community_workers()
+        sizes = np.array([len(x) for x in self.network.households_by_community])
+        return int(np.lexsort((-sizes, workers))[0])
+
+    def posts(self) -> dict[int, int]:
+        """Funded posts per role this month."""
+        p, b = self.params, self.budget if self.funded else 0.0
+        return {
+            CASEWORKER: int(b * self.shares["casework"] // p.salary),
+            COUNSELLOR: int(b * self.shares["family"] * (1 - p.economic_share) // p.salary),
+            COMMUNITY_WORKER: int(b * self.shares["community"] // p.salary),
+        }
+
+    def _employed(self, role: int) -> np.ndarray:
+        st = self.staff
+        return ~st.left & (st.role == role)
+
+    def caseworkers(self) -> int:
+        """Caseworkers employed now."""
+        return int(self._employed(CASEWORKER).sum())
+
+    def counsellors(self) -> int:
+        """Counsellors employed now."""
+        return int(self._employed(COUNSELLOR).sum())
+
+    def community_workers(self) -> np.ndarray:
+        """Community workers employed now, per community."""
+        st = self.staff
+        mask = self._employed(COMMUNITY_WORKER)
+        return np.bincount(st.community[mask], minlength=self.network.n_communities)
+
+    def support_level(self) -> float:
+        """Staff support per worker relative to ``support_cost`` (0-1)."""
+        n = int((~self.staff.left).sum())
+        if n == 0 or not self.funded:
+            return 0.0
+        money = self.budget * self.shares["staff_support"]
+        return float(min(1.0, money / (n * self.params.support_cost)))
+
+    def effective_coordination(self) -> float:
+        """Coordination raised by monitoring spend while funded."""
+        p = self.params
+        boost = p.monitoring_effect * self.shares["monitoring"] if self.funded else 0.0
+        return float(min(1.0, p.coordination + boost))
+
+    def committee_capacity(self) -> np.ndarray:
+        """Children each community's care committee can follow up."""
+        net, fam, lead = self.network, self.families, self.leaders
+        members = np.bincount(net.community[: net.n_households][fam.committee],
+                              minlength=net.n_communities)
+        if len(lead):
+            members = members + np.bincount(net.community[net.n_households:][lead.committee],
+                                            minlength=net.n_communities)
+        return np.floor(members * self.params.committee_children_per_member)
+
+    def committee_load(self) -> np.ndarray:
+        """Children each community's committee follows up now."""
+        ch = self.children
+        return np.bincount(ch.community[ch.committee_followup],
+                           minlength=self.network.n_communities).astype(float)
+
+    def beliefs(self) -> np.ndarray:
+        """Stigma beliefs of all adults: households then leaders (a copy)."""
+        return np.concatenate([self.families.stigma, self.leaders.stigma])
+
+    def set_beliefs(self, s: np.ndarray) -> None:
+        """Write adults' beliefs back (households then leaders)."""
+        h = self.network.n_households
+        self.families.stigma = s[:h]
+        if len(self.leaders):
+            self.leaders.stigma = s[h:]
+
+    def community_stigma(self) -> np.ndarray:
+        """Mean stigma belief of each community's households and leaders."""
+        net = self.network
+        s = self.beliefs()
+        total = np.bincount(net.community, weights=s, minlength=net.n_communities)
+        count = np.bincount(net.community, minlength=net.n_communities)
+        return total / np.maximum(count, 1)
+
+    def felt_stigma(self, idx: np.ndarray) -> np.ndarray:
+        """Stigma a child feels: the mean of their family's and their community's belief."""
+        ch = self.children
+        return 0.5 * (self.families.stigma[ch.household[idx]]
+                      + self.community_stigma()[ch.community[idx]])
+
+    def peer_share(self, mask: np.ndarray) -> np.ndarray:
+        """For every child, the share of their peers for whom ``mask`` is true."""
+        net, n = self.network, len(self.children)
+        if len(net.peer_src) == 0:
+            return np.zeros(n)
+        hits = np.bincount(net.peer_src, weights=mask[net.peer_dst], minlength=n)
+        deg = np.bincount(net.peer_src, minlength=n)
+        return hits / np.maximum(deg, 1)
+
+    # --- the schedule --------------------------------------------------------------
+    def step(self) -> None:
+        """Advance one month: run every process in the documented order, then collect."""
+        self.now = dict.fromkeys(("new_children", "identified", "admitted", "resignations",
+                                  "contracts_ended", "re_exploited", "families_counselled",
+                                  "families_supported", "followed_up",
+                                  "committee_followed_up"), 0)
+        self.spend = 0.0
+        for process in processes.PROCESSES:
+            process(self, self.streams[process.__name__])
+        self._account_spend()
+        self.children.months_in_stage[:] += 1
+        self._snapshot_for_sustainability()
+        self.datacollector.collect(self)
+        self.month += 1
+        if self.month >= self.horizon:
+            self.running = False
+
+    def _account_spend(self) -> None:
+        """Money spent this month: salaries, staff support, monitoring, family support."""
+        if not self.funded:
+            return
+        st = self.staff
+        employed = int((~st.left).sum())
+        self.spend += employed * self.params.salary
+        self.spend += self.support_level() * employed * self.params.support_cost
+        self.spend += self.budget * self.shares["monitoring"]
+        self.total_spend += self.spend
+
+    def _snapshot_for_sustainability(self) -> None:
+        """Remember who was back in the community when funding ended for good."""
+        end = self.schedule.last_end()
+        if end is not None and self.month == end:
+            self.returned_at_funding_end = np.flatnonzero(
+                np.isin(self.children.stage, processes.RETURNED))
+
+    def run(self, months: int | None = None) -> ReintegrationModel:
+        """Step to the horizon (or ``months`` more steps); returns self."""
+        for _ in range(self.horizon - self.month if months is None else months):
+            self.step()
+        return self
+
+    # --- outputs ----------------------------------------------------------------------
+    def events(self):
+        """The event log as a DataFrame: month, child_id, from_stage, to_stage, cause."""
+        import pandas as pd
+
+        if not self._event_parts:
+            return pd.DataFrame({"month": [], "child_id": [], "from_stage": [], "to_stage": [],
+                                 "cause": []})
+        month = np.concatenate([e[0] for e in self._event_parts])
+        child = np.concatenate([e[1] for e in self._event_parts])
+        frm = np.concatenate([e[2] for e in self._event_parts])
+        to = np.concatenate([e[3] for e in self._event_parts])
+        cause = np.concatenate([np.full(len(e[0]), e[4], object) for e in self._event_parts])
+        names = np.array(STAGES, object)
+        return pd.DataFrame({"month": month, "child_id": child, "from_stage": names[frm],
+                             "to_stage": names[to], "cause": cause})
+
+    def timeseries(self):
+        """The monthly series collected by Mesa's DataCollector, with a ``month`` column."""
+        df = self.datacollector.get_model_vars_dataframe().reset_index(drop=True)
+        df.insert(0, "month", np.arange(1, len(df) + 1))
+        return df
+
+    def children_table(self):
+        """One row per child (see ``docs/ODD.md``, Outputs)."""
+        import pandas as pd
+
+        ch, net = self.children, self.network
+        return pd.DataFrame({
+            "child_id": np.arange(len(ch)),
+            "gender": np.where(ch.boy, "boy", "girl"),
+            "age_at_entry": ch.age_at_entry.astype(int),
+            "community": ch.community,
+            "rural": net.rural[ch.community],
+            "entry_month": ch.entry_month,
+            "first_identified_month": np.where(ch.first_identified >= 0, ch.first_identified, -1),
+            "months_in_care": ch.months_in_care,
+            "caseworker_changes": ch.worker_changes,
+            "withdrawn_before_ready": ch.withdrawn,
+            "handed_to_community": ch.handed,
+            "intake_wellbeing": np.where(ch.ever_in_care, ch.intake_wellbeing, ch.entry_wellbeing),
+            "final_wellbeing": ch.wellbeing,
+            "final_stage": np.array(STAGES, object)[ch.stage],
+            "re_exploitation_count": ch.reexploit_count,
+            "ever_in_care": ch.ever_in_care,
+            "stable_reintegration_month": ch.reintegrated_month,
+        })
+
+    def summary(self) -> dict[str, float]:
+        """The run summary (definitions in ``docs/ODD.md``, Outputs)."""
+        return run_summary(self)
+
+    def staff_roles(self) -> list[str]:
+        """Role names of all professionals ever employed."""
+        return [ROLES[r] for r in self.staff.role]
+
+
+def _reporter(name: str):
+    fn = TIMESERIES[name][2]
+    return lambda model: fn(model)
