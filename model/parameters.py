@@ -370,7 +370,7 @@ class Params:
                              "Months back in the community, with wellbeing at or above "
                              "stable_wellbeing, before reintegration counts as stable.",
                              '"Reintegration"', "reintegration")
-    stable_wellbeing: float = par(0.55, "wellbeing 0-1", (0.0, 1.0), (0.45, 0.65),
+    stable_wellbeing: float = par(0.5, "wellbeing 0-1", (0.0, 1.0), (0.4, 0.6),
                                   "Wellbeing needed for reintegration to count as stable.",
                                   ASSUMPTION, "reintegration")
     withdrawal_setback: float = par(0.15, "wellbeing", (0.0, 1.0), (0.0, 0.3),

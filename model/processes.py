@@ -382,8 +382,9 @@ def reintegration(model: ReintegrationModel, rng: np.random.Generator) -> None:
     ``alternative_care_rate`` a month. Follow-up goes to returned children, most recent
     first: by caseworkers (``followup_caseload`` each) while funded, then by community
     care committees up to their capacity. A returned child's wellbeing moves at
-    ``reintegration_adjust`` toward 0.15 + 0.35 acceptance + 0.2 (1 - felt stigma) +
-    0.15 skills + 0.15 family resources + ``followup_effect`` x follow-up. After
+    ``reintegration_adjust`` toward 0.1 + 0.3 acceptance + 0.15 (1 - felt stigma) +
+    0.1 skills + 0.1 family resources + 0.2 resilience + ``followup_effect`` x
+    follow-up. After
     ``stable_months`` back with wellbeing at least ``stable_wellbeing`` the
     reintegration is stable (cause ``stable``). Source: "Reintegration"; Betancourt et
     al. 2010-2020; Butterfly longitudinal research.
@@ -420,9 +421,9 @@ def reintegration(model: ReintegrationModel, rng: np.random.Generator) -> None:
     supported = ch.followup[back] | ch.committee_followup[back]
     acc = np.where(ch.alt_care[back], p.alternative_care_acceptance,
                    fam.acceptance[ch.household[back]])
-    target = (0.15 + 0.35 * acc + 0.2 * (1.0 - model.felt_stigma(back))
-              + 0.15 * ch.skills[back] + 0.15 * fam.resources[ch.household[back]]
-              + p.followup_effect * supported)
+    target = (0.1 + 0.3 * acc + 0.15 * (1.0 - model.felt_stigma(back))
+              + 0.1 * ch.skills[back] + 0.1 * fam.resources[ch.household[back]]
+              + 0.2 * ch.resilience[back] + p.followup_effect * supported)
     noise = rng.normal(0.0, NOISE_SD, len(back))
     ch.wellbeing[back] = np.clip(
         ch.wellbeing[back] + p.reintegration_adjust * (target - ch.wellbeing[back]) + noise,
