@@ -141,6 +141,14 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_dashboard(args: argparse.Namespace) -> int:
+    """Start the workshop dashboard in a browser-facing server."""
+    from .dashboard import serve
+
+    serve(host=args.host, port=args.port)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand."""
     p = argparse.ArgumentParser(
@@ -189,6 +197,12 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--resume", action="store_true", help="finish an interrupted sweep in --out")
     sw.add_argument("--scheduler", help="Dask scheduler address (or set DASK_SCHEDULER_ADDRESS)")
     sw.set_defaults(func=cmd_sweep)
+
+    d = sub.add_parser("dashboard", help="start the workshop dashboard (browser)")
+    d.add_argument("--port", type=int, default=8765)
+    d.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (default 127.0.0.1, this machine only)")
+    d.set_defaults(func=cmd_dashboard)
     return p
 
 

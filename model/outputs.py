@@ -9,16 +9,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .agents import (
-    CASEWORKER,
-    EXPLOITED,
-    IDENTIFIED,
-    IN_CARE,
-    RE_EXPLOITED,
-    REINTEGRATED,
-    REINTEGRATING,
-    STAGES,
-)
+from .agents import CASEWORKER, REINTEGRATED, STAGES
 
 if TYPE_CHECKING:
     from .reintegration import ReintegrationModel
@@ -27,90 +18,79 @@ SUSTAINABILITY_MONTHS = 24
 CHECKPOINTS = (36, 60)
 
 
-def _count(stage: int):
-    return lambda m: int((m.children.stage == stage).sum())
+def month_stats(m: ReintegrationModel) -> dict[str, float]:
+    """Every monthly series value for the month just simulated, computed in one pass."""
+    ch, st = m.children, m.staff
+    n_stages = len(STAGES)
+    counts = np.bincount(ch.stage, minlength=n_stages)
+    wsum = np.bincount(ch.stage, weights=ch.wellbeing, minlength=n_stages)
+    out: dict[str, float] = {}
+    for i, s in enumerate(STAGES):
+        out[f"n_{s}"] = int(counts[i])
+    for i, s in enumerate(STAGES):
+        out[f"wellbeing_{s}"] = float(wsum[i] / counts[i]) if counts[i] else float("nan")
+    for key in ("new_children", "identified", "admitted", "re_exploited"):
+        out[key] = m.now[key]
+    out["premature_exits"] = m.premature_exits
+    out["handed_to_community"] = m.handed_over
+    out["worse_off_than_intake"] = int((ch.withdrawn & (ch.wellbeing < ch.intake_wellbeing)).sum())
+    out["unassisted_recoveries"] = m.unassisted_recoveries
+    out["mean_stigma"] = float(m.beliefs().mean())
+    out["mean_acceptance"] = (float(m.families.acceptance[ch.household].mean())
+                              if len(ch) else float("nan"))
+    employed = ~st.left
+    caseworkers = employed & (st.role == CASEWORKER)
+    out["staff_employed"] = int(employed.sum())
+    out["caseworkers"] = int(caseworkers.sum())
+    out["vacancies"] = (int(sum(m.posts().values()) - out["staff_employed"]) if m.funded else 0)
+    out["resignations"] = m.now["resignations"]
+    out["contracts_ended"] = m.now["contracts_ended"]
+    out["caseload_per_caseworker"] = (float(st.caseload[caseworkers].mean())
+                                      if caseworkers.any() else float("nan"))
+    out["mean_burnout"] = float(st.burnout[employed].mean()) if employed.any() else float("nan")
+    out["funded"] = int(m.funded)
+    out["budget"] = m.budget
+    out["spend"] = m.spend
+    out["community_capacity"] = float(m.committee_capacity().sum())
+    out["trained_leaders"] = int(m.leaders.trained.sum()) if len(m.leaders) else 0
+    for key in ("followed_up", "committee_followed_up", "families_counselled",
+                "families_supported"):
+        out[key] = m.now[key]
+    return out
 
 
-def _mean_wellbeing(stage: int):
-    def f(m):
-        sel = m.children.stage == stage
-        return float(m.children.wellbeing[sel].mean()) if sel.any() else float("nan")
-    return f
-
-
-def _caseload(m) -> float:
-    st = m.staff
-    cw = ~st.left & (st.role == CASEWORKER)
-    return float(st.caseload[cw].mean()) if cw.any() else float("nan")
-
-
-def _burnout(m) -> float:
-    st = m.staff
-    emp = ~st.left
-    return float(st.burnout[emp].mean()) if emp.any() else float("nan")
-
-
-def _acceptance(m) -> float:
-    ch = m.children
-    if len(ch) == 0:
-        return float("nan")
-    return float(m.families.acceptance[np.unique(ch.household)].mean())
-
-
-def _vacancies(m) -> int:
-    posts = m.posts()
-    return int(sum(posts.values()) - (~m.staff.left).sum()) if m.funded else 0
-
-
-def _worse_off_now(m) -> int:
-    ch = m.children
-    return int((ch.withdrawn & (ch.wellbeing < ch.intake_wellbeing)).sum())
-
-
-TIMESERIES: dict[str, tuple[str, str, object]] = {
-    **{f"n_{s}": (f"Children {s.replace('_', ' ')}", "children", _count(i))
-       for i, s in enumerate(STAGES)},
-    **{f"wellbeing_{s}": (f"Mean wellbeing, {s.replace('_', ' ')}", "wellbeing 0-1",
-                          _mean_wellbeing(i)) for i, s in enumerate(STAGES)},
-    "new_children": ("Children entering exploitation", "children/month",
-                     lambda m: m.now["new_children"]),
-    "identified": ("Children identified", "children/month", lambda m: m.now["identified"]),
-    "admitted": ("Children admitted to care", "children/month", lambda m: m.now["admitted"]),
-    "re_exploited": ("Children re-exploited", "children/month", lambda m: m.now["re_exploited"]),
-    "premature_exits": ("Premature exits so far", "children", lambda m: m.premature_exits),
-    "handed_to_community": ("Handed to community structures so far", "children",
-                            lambda m: m.handed_over),
-    "worse_off_than_intake": ("Withdrawn children now worse off than at intake", "children",
-                              _worse_off_now),
-    "unassisted_recoveries": ("Unassisted recoveries so far", "children",
-                              lambda m: m.unassisted_recoveries),
-    "mean_stigma": ("Mean community stigma", "belief 0-1", lambda m: float(m.beliefs().mean())),
-    "mean_acceptance": ("Mean family acceptance (children's families)", "acceptance 0-1",
-                        _acceptance),
-    "staff_employed": ("Staff employed", "workers", lambda m: int((~m.staff.left).sum())),
-    "caseworkers": ("Caseworkers employed", "workers", lambda m: m.caseworkers()),
-    "vacancies": ("Vacant funded posts", "posts", _vacancies),
-    "resignations": ("Staff leaving (turnover)", "workers/month", lambda m: m.now["resignations"]),
-    "contracts_ended": ("Contracts ended by funding", "workers/month",
-                        lambda m: m.now["contracts_ended"]),
-    "caseload_per_caseworker": ("Caseload per caseworker", "children/worker", _caseload),
-    "mean_burnout": ("Mean staff burn-out", "burn-out 0-1", _burnout),
-    "funded": ("Programme funded", "yes=1", lambda m: int(m.funded)),
-    "budget": ("Budget available", "currency/month", lambda m: m.budget),
-    "spend": ("Spend", "currency/month", lambda m: m.spend),
-    "community_capacity": ("Care-committee capacity", "children",
-                           lambda m: float(m.committee_capacity().sum())),
-    "trained_leaders": ("Trained leaders", "leaders",
-                        lambda m: int(m.leaders.trained.sum()) if len(m.leaders) else 0),
-    "followed_up": ("Returned children followed up by staff", "children",
-                    lambda m: m.now["followed_up"]),
-    "committee_followed_up": ("Returned children followed up by committees", "children",
-                              lambda m: m.now["committee_followed_up"]),
-    "families_counselled": ("Families counselled", "families", lambda m: m.now["families_counselled"]),
-    "families_supported": ("Families given economic support", "families",
-                           lambda m: m.now["families_supported"]),
+TIMESERIES: dict[str, tuple[str, str]] = {
+    **{f"n_{s}": (f"Children {s.replace('_', ' ')}", "children") for s in STAGES},
+    **{f"wellbeing_{s}": (f"Mean wellbeing, {s.replace('_', ' ')}", "wellbeing 0-1")
+       for s in STAGES},
+    "new_children": ("Children entering exploitation", "children/month"),
+    "identified": ("Children identified", "children/month"),
+    "admitted": ("Children admitted to care", "children/month"),
+    "re_exploited": ("Children re-exploited", "children/month"),
+    "premature_exits": ("Premature exits so far", "children"),
+    "handed_to_community": ("Handed to community structures so far", "children"),
+    "worse_off_than_intake": ("Withdrawn children now worse off than at intake", "children"),
+    "unassisted_recoveries": ("Unassisted recoveries so far", "children"),
+    "mean_stigma": ("Mean community stigma", "belief 0-1"),
+    "mean_acceptance": ("Mean family acceptance (per child's family)", "acceptance 0-1"),
+    "staff_employed": ("Staff employed", "workers"),
+    "caseworkers": ("Caseworkers employed", "workers"),
+    "vacancies": ("Vacant funded posts", "posts"),
+    "resignations": ("Staff leaving (turnover)", "workers/month"),
+    "contracts_ended": ("Contracts ended by funding", "workers/month"),
+    "caseload_per_caseworker": ("Caseload per caseworker", "children/worker"),
+    "mean_burnout": ("Mean staff burn-out", "burn-out 0-1"),
+    "funded": ("Programme funded", "yes=1"),
+    "budget": ("Budget available", "currency/month"),
+    "spend": ("Spend", "currency/month"),
+    "community_capacity": ("Care-committee capacity", "children"),
+    "trained_leaders": ("Trained leaders", "leaders"),
+    "followed_up": ("Returned children followed up by staff", "children"),
+    "committee_followed_up": ("Returned children followed up by committees", "children"),
+    "families_counselled": ("Families counselled", "families"),
+    "families_supported": ("Families given economic support", "families"),
 }
-"""Monthly series: column name -> (label, unit, function of the model)."""
+"""Monthly series: column name -> (label, unit); values come from ``month_stats``."""
 
 
 SUMMARY_DEFINITIONS: dict[str, str] = {
@@ -217,5 +197,4 @@ def _sustained(model: ReintegrationModel) -> float:
     return float(1.0 - hit.mean())
 
 
-__all__ = ["TIMESERIES", "SUMMARY_DEFINITIONS", "run_summary", "EXPLOITED", "IDENTIFIED",
-           "IN_CARE", "RE_EXPLOITED", "REINTEGRATING"]
+__all__ = ["TIMESERIES", "SUMMARY_DEFINITIONS", "month_stats", "run_summary"]

@@ -32,7 +32,10 @@ NOISE_SD = 0.02  # month-to-month variation in wellbeing: recovery is unpredicta
 
 
 def _in(stage: np.ndarray, *stages: int) -> np.ndarray:
-    return np.isin(stage, stages)
+    """Mask of entries of ``stage`` that are one of ``stages`` (a table look-up)."""
+    table = np.zeros(8, bool)
+    table[list(stages)] = True
+    return table[stage]
 
 
 # --- 0. Inflow -------------------------------------------------------------------------

@@ -23,7 +23,7 @@ from .agents import (
 )
 from .funding import FundingSchedule, funding_schedule
 from .network import Network, build_network
-from .outputs import TIMESERIES, run_summary
+from .outputs import TIMESERIES, month_stats, run_summary
 from .parameters import Params
 from .store import Store
 
@@ -152,15 +152,18 @@ class ReintegrationModel(mesa.Model):
         self.leaders.append(n_lead, stigma=belief[h:])
         self.family_agents = [Family(self, i) for i in range(h)]
         self.leader_agents = [CommunityLeader(self, i) for i in range(n_lead)]
-        sizes = np.array([len(x) for x in net.households_by_community], float)
+        sizes = np.array([len(x) for x in net.households_by_community], np.int64)
         self._community_weights = sizes / sizes.sum()
+        self._community_sizes = sizes
+        self._community_offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+        self._households_flat = np.concatenate(net.households_by_community).astype(np.int64)
 
     def add_children(self, k: int, rng: np.random.Generator) -> np.ndarray:
         """Create ``k`` children entering exploitation this month; returns their ids."""
         p, net = self.params, self.network
         com = rng.choice(net.n_communities, size=k, p=self._community_weights)
-        household = np.array([rng.choice(net.households_by_community[c]) for c in com.tolist()],
-                             np.int64).reshape(-1)
+        pick = (rng.random(k) * self._community_sizes[com]).astype(np.int64)
+        household = self._households_flat[self._community_offsets[com] + pick]
         age = rng.integers(8, 18, k)
         boy = rng.random(k) < p.boy_share
         # Beta with mean intake_wellbeing and concentration 10: about 56% below 0.4 at
@@ -353,6 +356,7 @@ class ReintegrationModel(mesa.Model):
         self._account_spend()
         self.children.months_in_stage[:] += 1
         self._snapshot_for_sustainability()
+        self.stats = month_stats(self)
         self.datacollector.collect(self)
         self.month += 1
         if self.month >= self.horizon:
@@ -440,5 +444,4 @@ class ReintegrationModel(mesa.Model):
 
 
 def _reporter(name: str):
-    fn = TIMESERIES[name][2]
-    return lambda model: fn(model)
+    return lambda model: model.stats[name]
