@@ -129,7 +129,8 @@ def load_scenario(name_or_path: str, directory: Path = SCENARIO_DIR,
             raise ScenarioError(f"{path}: extends: expected a scenario name in quotes, got "
                                 f"{parent_name!r}")
         try:
-            parent = load_scenario(parent_name, path.parent if (path.parent / f"{parent_name}.toml").exists() else directory,
+            sibling = (path.parent / f"{parent_name}.toml").exists()
+            parent = load_scenario(parent_name, path.parent if sibling else directory,
                                    (*_seen, key))
         except ScenarioError as exc:
             msg = str(exc)

@@ -1,5 +1,6 @@
 """Agent-based model of the recovery and reintegration of children who have survived
-sexual exploitation and trafficking (synthetic agents; scenario explorations only)."""
+sexual exploitation and trafficking (synthetic agents; scenario explorations only).
+"""
 
 from .agents import STAGES, Child, CommunityLeader, Family, Professional
 from .parameters import DEFAULTS, SPECS, ParameterError, Params

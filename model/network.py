@@ -61,32 +61,39 @@ class Network:
         is_leader_src = self.src >= self.n_households
         self.weight = np.where(is_leader_src, leader_influence, 1.0)
 
-    def add_peers(self, children: np.ndarray, child_community: np.ndarray,
-                  existing_by_community: list[list[int]], peers_per_child: int,
+    def add_peers(self, children: np.ndarray, community: np.ndarray, peers_per_child: int,
                   rng: np.random.Generator) -> None:
-        """Link each new child to up to ``peers_per_child`` children of the same community.
+        """Tie each new child to up to ``peers_per_child`` earlier children of its community.
+
+        Peers are drawn uniformly (with replacement, duplicates dropped) among the
+        children of the same community who arrived before the child, so a child's peers
+        do not depend on who arrives later.
 
         Args:
-            children: ids of the new children.
-            child_community: community of each new child.
-            existing_by_community: ids of children already in each community (updated).
-            peers_per_child: number of peer ties to create per child.
+            children: ids of the new children (the highest ids so far, ascending).
+            community: community of every child so far (indexed by child id).
+            peers_per_child: number of draws per child.
             rng: the network's random stream.
         """
-        src, dst = [], []
-        for child, com in zip(children.tolist(), child_community.tolist(), strict=True):
-            pool = existing_by_community[com]
-            if pool and peers_per_child:
-                k = min(peers_per_child, len(pool))
-                picks = rng.choice(len(pool), size=k, replace=False)
-                for p in picks.tolist():
-                    src.append(child)
-                    dst.append(pool[p])
-            pool.append(child)
-        if src:
-            s, d = np.array(src, np.int64), np.array(dst, np.int64)
-            self.peer_src = np.concatenate([self.peer_src, s, d])
-            self.peer_dst = np.concatenate([self.peer_dst, d, s])
+        if peers_per_child == 0 or len(children) == 0:
+            return
+        order = np.argsort(community, kind="stable")  # by community, then by id
+        counts = np.bincount(community, minlength=self.n_communities)
+        offsets = np.concatenate([[0], np.cumsum(counts)[:-1]])
+        position = np.empty(len(community), np.int64)
+        position[order] = np.arange(len(community))
+        com = community[children]
+        rank = position[children] - offsets[com]  # earlier children in the same community
+        draws = (rng.random((len(children), peers_per_child)) * rank[:, None]).astype(np.int64)
+        src = np.repeat(children, peers_per_child)
+        dst = order[np.repeat(offsets[com], peers_per_child) + draws.ravel()]
+        keep = np.repeat(rank > 0, peers_per_child)
+        src, dst = src[keep], dst[keep]
+        if len(src) == 0:
+            return
+        pairs = np.unique(np.stack([src, dst], axis=1), axis=0)
+        self.peer_src = np.concatenate([self.peer_src, pairs[:, 0], pairs[:, 1]])
+        self.peer_dst = np.concatenate([self.peer_dst, pairs[:, 1], pairs[:, 0]])
 
     def to_graph(self, child_household: np.ndarray | None = None) -> nx.Graph:
         """The whole network as a networkx graph with ``kind`` and ``community`` attributes.

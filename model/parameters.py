@@ -381,7 +381,8 @@ class Params:
     # --- Re-exploitation -----------------------------------------------------------
     reexploitation_base: float = par(0.0005, "per month", (0.0, 0.2), (0.0002, 0.001),
                                      "Monthly re-exploitation hazard of a returned child with "
-                                     "every risk factor at its most favourable value.", "IOM / Jobe 2010; assumption for the size",
+                                     "every risk factor at its most favourable value.",
+                                     "IOM / Jobe 2010; assumption for the size",
                                      "re-exploitation")
     poverty_risk: float = par(1.0, "log-hazard per unit", (0.0, 5.0), (0.0, 2.0),
                               "Rise of the log-hazard with poverty (1 - resources).",

@@ -324,8 +324,7 @@ def referral(model: ReintegrationModel, rng: np.random.Generator) -> None:
     if len(workers) == 0:
         return
     orphans = np.flatnonzero((ch.stage == IN_CARE) & (ch.caseworker < 0))
-    for child in orphans.tolist():
-        model.assign(child, workers, limit=2 * p.caseload_standard)
+    model.assign(orphans, workers, limit=2 * p.caseload_standard)
     free = int(np.maximum(0, p.caseload_standard - st.caseload[workers]).sum())
     waiting = np.flatnonzero(ch.stage == IDENTIFIED)
     if free == 0 or len(waiting) == 0:
@@ -333,11 +332,7 @@ def referral(model: ReintegrationModel, rng: np.random.Generator) -> None:
     coord = model.effective_coordination()
     matched = int(rng.binomial(len(waiting), p.referral_base + (1 - p.referral_base) * coord))
     order = waiting[np.lexsort((rng.random(len(waiting)), ch.waiting_since[waiting]))]
-    admitted = []
-    for child in order[: min(matched, free)].tolist():
-        if model.assign(child, workers, limit=p.caseload_standard):
-            admitted.append(child)
-    admitted = np.array(admitted, np.int64)
+    admitted = model.assign(order[: min(matched, free)], workers, limit=p.caseload_standard)
     ch.intake_wellbeing[admitted] = ch.wellbeing[admitted]
     ch.ever_in_care[admitted] = True
     ch.bond[admitted] = 0.0

@@ -113,7 +113,6 @@ class ReintegrationModel(mesa.Model):
         })
         self.child_agents: list[Child] = []
         self.staff_agents: list[Professional] = []
-        self._children_by_community: list[list[int]] = [[] for _ in range(self.network.n_communities)]
         self.add_children(p.n_children, self.streams["population"])
         if self.schedule.funded[:1].any():
             self.funded, self.budget = True, p.monthly_budget
@@ -141,8 +140,9 @@ class ReintegrationModel(mesa.Model):
             "counselled": (bool, False), "supported": (bool, False),
             "dependency": (float, 0.0), "committee": (bool, False),
         }, capacity=h)
-        resources = np.clip(rng.beta(2.0, 2.0 * (1 - p.initial_resources) / max(p.initial_resources, 1e-6), h)
-                            if 0 < p.initial_resources < 1 else np.full(h, p.initial_resources), 0, 1)
+        # Beta(2, b) with mean initial_resources (the degenerate ends are constant).
+        r = p.initial_resources
+        resources = (rng.beta(2.0, 2.0 * (1 - r) / r, h) if 0 < r < 1 else np.full(h, r))
         acceptance = np.clip(1.0 - belief[:h] + rng.normal(0, 0.1, h), 0.0, 1.0)
         self.families.append(h, stigma=belief[:h], resources=resources, acceptance=acceptance)
         self.leaders = Store({
@@ -178,7 +178,7 @@ class ReintegrationModel(mesa.Model):
             skills=skills, severe_trauma=severe, boy=boy, age_at_entry=age,
             household=household, community=com, entry_month=self.month)
         self.child_agents.extend(Child(self, int(i)) for i in ids)
-        self.network.add_peers(ids, com, self._children_by_community, p.peers_per_child,
+        self.network.add_peers(ids, self.children.community, p.peers_per_child,
                                self.streams["network"])
         return ids
 
@@ -215,25 +215,39 @@ class ReintegrationModel(mesa.Model):
         ch.worker_changes[idx] += 1
         ch.wellbeing[idx] = np.maximum(0.0, ch.wellbeing[idx] - p.worker_change_setback)
 
-    def assign(self, child: int, workers: np.ndarray, limit: int) -> bool:
-        """Assign ``child`` to the least-loaded caseworker below ``limit``.
+    def assign(self, children: np.ndarray, workers: np.ndarray, limit: int) -> np.ndarray:
+        """Assign children, in order, each to the least-loaded caseworker below ``limit``.
 
         A child with severe trauma goes to a specialist when one is below the limit.
+        Children left without a place stay unassigned.
+
+        Returns:
+            The children who were assigned.
         """
         st, ch = self.staff, self.children
-        load = st.caseload[workers]
-        open_ = load < limit
-        if not open_.any():
-            return False
-        if ch.severe_trauma[child]:
-            spec = open_ & st.specialist[workers]
-            if spec.any():
-                open_ = spec
-        cand = workers[open_]
-        w = int(cand[np.argmin(st.caseload[cand])])
-        ch.caseworker[child] = w
-        st.caseload[w] += 1
-        return True
+        ids = workers.tolist()
+        load = st.caseload[workers].tolist()
+        special = st.specialist[workers].tolist()
+        severe = ch.severe_trauma[children].tolist()
+        chosen, done = [], []
+        for child, sev in zip(children.tolist(), severe, strict=True):
+            best = best_spec = -1
+            for j, c in enumerate(load):
+                if c < limit:
+                    if best < 0 or c < load[best]:
+                        best = j
+                    if special[j] and (best_spec < 0 or c < load[best_spec]):
+                        best_spec = j
+            if best < 0:
+                break
+            j = best_spec if sev and best_spec >= 0 else best
+            load[j] += 1
+            chosen.append(ids[j])
+            done.append(child)
+        done_arr = np.array(done, np.int64)
+        ch.caseworker[done_arr] = np.array(chosen, np.int64)
+        st.caseload[workers] = load
+        return done_arr
 
     def hire(self, role: int, skill: float, rng: np.random.Generator) -> None:
         """Employ a new professional in ``role``."""

@@ -52,7 +52,7 @@ class Store:
                 grown = np.full(new_cap, fill, dtype)
                 grown[:start] = arr[:start]
                 self._data[name] = grown
-        for name, (dtype, fill) in self._fields.items():
+        for name, (_dtype, fill) in self._fields.items():
             self._data[name][start:end] = values.get(name, fill)
         object.__setattr__(self, "_n", end)
         return np.arange(start, end)

@@ -1,0 +1,524 @@
+"""Performance benchmark: our model beside Mesa's ``VirusOnNetwork`` example, in one process.
+
+Run with ``python -m experiments.bench`` (``make bench``). It measures:
+
+* **Our model**: a 1,000-child, 120-month run with every output collected
+  (``ReintegrationModel(...)``, ``model.run()``, then ``summary()``, ``timeseries()``,
+  ``children_table()`` and ``events()``): its wall time (construction + run + outputs)
+  and time per agent-month and per child-month. Agents are all Mesa agents in the
+  model (``model.agents``: children + families + leaders + professionals, including
+  professionals who have left, who stay registered). Agent-months are counted exactly:
+  the sum over months of ``len(model.agents)`` at the end of each month, taken from an
+  untimed counting run with the same seed (runs are deterministic given the seed).
+* **Construction** of a model with 10,000 children and, with ``--large``, 100,000
+  children; with ``--large`` also a full 100,000-child run (time per agent-month compared
+  with 1,000 children) and its peak memory (``ru_maxrss`` of a fresh subprocess).
+* **Mesa's VirusOnNetwork** with as many nodes as our mean number of agents over the run,
+  stepped 120 times with its own DataCollector: time per agent-step. The stock model is
+  built once (its construction, dominated by networkx's ``spring_layout`` for display,
+  is reported but not used in the comparison); each repeat restores the initial agent
+  states, random states and a fresh DataCollector, so every repeat steps the same path.
+
+Small runs take the best of ``--repeats`` (default 3) ``time.perf_counter`` timings.
+Results go to the terminal as a table with PASS/FAIL per target and to
+``results/bench.json``. Targets are reported, not enforced: the exit code is 0 unless
+something raises, or ``--strict`` is given and a current target fails (``--strict-later``
+also enforces the later, stricter targets).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import platform
+import random
+import resource
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_OUT = ROOT / "results" / "bench.json"
+GIB = 1024**3
+
+
+# --- helpers -----------------------------------------------------------------------------
+def machine_info() -> dict[str, Any]:
+    """Describe the machine and the software versions the figures were measured with.
+
+    Returns:
+        A JSON-serialisable dict: platform, CPU model, logical and usable cores, memory,
+        Python, numpy, Mesa, networkx and pandas versions, ``OPENBLAS_CORETYPE`` and the
+        load average when measured (other work on the machine inflates the timings).
+    """
+    import mesa
+    import networkx
+    import pandas
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        usable = os.cpu_count()
+    try:
+        mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        mem = None
+    return {
+        "platform": platform.platform(),
+        "cpu": cpu,
+        "logical_cores": os.cpu_count(),
+        "usable_cores": usable,
+        "memory_gib": round(mem / GIB, 1) if mem else None,
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "mesa": mesa.__version__,
+        "networkx": networkx.__version__,
+        "pandas": pandas.__version__,
+        "OPENBLAS_CORETYPE": os.environ.get("OPENBLAS_CORETYPE"),
+        "load_average_1_5_15": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+    }
+
+
+def _collect_outputs(model) -> None:
+    """Build every output of a finished run (what ``model.run.run`` returns)."""
+    model.summary()
+    model.timeseries()
+    model.children_table()
+    model.events()
+
+
+def count_agent_months(n_children: int, months: int, seed: int) -> dict[str, Any]:
+    """Count agents and agent-months of a run by stepping it once, untimed.
+
+    This run also warms up imports and caches before the timed runs.
+
+    Args:
+        n_children: initial children.
+        months: months to run.
+        seed: the run seed.
+
+    Returns:
+        Agents at the start and end, by type at the end, the mean over months, and
+        agent-months and child-months (sums over months of the counts at month end).
+    """
+    from model.reintegration import ReintegrationModel
+
+    model = ReintegrationModel(rng=seed, n_children=n_children, months=months)
+    start = len(model.agents)
+    agents, children = [], []
+    for _ in range(months):
+        model.step()
+        agents.append(len(model.agents))
+        children.append(len(model.children))
+    _collect_outputs(model)
+    by_type = {cls.__name__: len(s) for cls, s in model.agents_by_type.items()}
+    return {
+        "agents_start": start,
+        "agents_end": agents[-1] if agents else start,
+        "agents_end_by_type": by_type,
+        "agents_mean": float(np.mean(agents)) if agents else float(start),
+        "children_end": children[-1] if children else n_children,
+        "agent_months": int(sum(agents)),
+        "child_months": int(sum(children)),
+    }
+
+
+def time_our_run(n_children: int, months: int, seed: int, repeats: int) -> dict[str, Any]:
+    """Time full runs of our model: construction, ``model.run()`` and all outputs.
+
+    Args:
+        n_children: initial children.
+        months: months to run.
+        seed: the run seed (the same for every repeat).
+        repeats: timed repeats; the best of each phase and of the total is kept.
+
+    Returns:
+        Best construction, run, output and total seconds, and every repeat's timings.
+    """
+    from model.reintegration import ReintegrationModel
+
+    rows = []
+    for _ in range(repeats):
+        gc.collect()
+        t0 = time.perf_counter()
+        model = ReintegrationModel(rng=seed, n_children=n_children, months=months)
+        t1 = time.perf_counter()
+        model.run()
+        t2 = time.perf_counter()
+        _collect_outputs(model)
+        t3 = time.perf_counter()
+        rows.append({"construct_s": t1 - t0, "run_s": t2 - t1, "outputs_s": t3 - t2,
+                     "total_s": t3 - t0})
+        del model
+    best = {k: min(r[k] for r in rows) for k in rows[0]}
+    return {**best, "repeats": rows}
+
+
+def time_construction(n_children: int, seed: int, repeats: int) -> dict[str, Any]:
+    """Time building a model (network, agents, initial staff).
+
+    Args:
+        n_children: initial children.
+        seed: the run seed.
+        repeats: timed repeats; the best is kept.
+
+    Returns:
+        The best time in seconds, every repeat, and the number of agents built.
+    """
+    from model.reintegration import ReintegrationModel
+
+    times, agents = [], 0
+    for _ in range(repeats):
+        gc.collect()
+        t0 = time.perf_counter()
+        model = ReintegrationModel(rng=seed, n_children=n_children)
+        times.append(time.perf_counter() - t0)
+        agents = len(model.agents)
+        del model
+    return {"n_children": n_children, "best_s": min(times), "repeats_s": times, "agents": agents}
+
+
+def time_virus_on_network(n_nodes: int, degree: float, steps: int, seed: int,
+                          repeats: int, layout: bool = True) -> dict[str, Any]:
+    """Time Mesa's stock ``VirusOnNetwork`` example stepping ``steps`` times.
+
+    The model is built once with its default parameters apart from ``num_nodes`` and
+    ``avg_node_degree``. Before each repeat the initial agent states, both random
+    generators and a fresh DataCollector (with its initial collection) are restored,
+    so each repeat replays the same trajectory.
+
+    Args:
+        n_nodes: network nodes (one agent each).
+        degree: ``avg_node_degree``.
+        steps: steps per repeat.
+        seed: seed for the model and for networkx's (global-random) graph generator.
+        repeats: timed repeats; the best is kept.
+        layout: build the stock model as is (True), or with its ``Network`` space given
+            ``layout=None`` (False): this skips networkx's ``spring_layout``, which only
+            gives cells display positions; stepping uses network neighbourhoods only and
+            is unchanged, so only the construction time differs.
+
+    Returns:
+        Construction seconds, best stepping seconds, per agent-step seconds, and the
+        final infected/susceptible/resistant counts of the timed trajectory.
+    """
+    import functools
+
+    import mesa
+    from mesa.examples.basic.virus_on_network import model as virus_module
+
+    random.seed(seed)  # nx.erdos_renyi_graph in the example is seeded from global random
+    stock_network = virus_module.Network
+    if not layout:
+        virus_module.Network = functools.partial(stock_network, layout=None)
+    try:
+        gc.collect()
+        t0 = time.perf_counter()
+        model = virus_module.VirusOnNetwork(num_nodes=n_nodes, avg_node_degree=degree,
+                                            rng=seed)
+        construct = time.perf_counter() - t0
+    finally:
+        virus_module.Network = stock_network
+    initial = [(a, a.state) for a in model.agents]
+    py_state = model.random.getstate()
+    np_state = model.rng.bit_generator.state
+    reporters = dict(model.datacollector.model_reporters)
+    times = []
+    for _ in range(repeats):
+        for agent, state in initial:
+            agent.state = state
+        model.random.setstate(py_state)
+        model.rng.bit_generator.state = np_state
+        model.datacollector = mesa.DataCollector(model_reporters=reporters)
+        model.datacollector.collect(model)
+        gc.collect()
+        t1 = time.perf_counter()
+        for _ in range(steps):
+            model.step()
+        times.append(time.perf_counter() - t1)
+    final = model.datacollector.get_model_vars_dataframe().iloc[-1]
+    best = min(times)
+    agents = len(model.agents)
+    return {
+        "num_nodes": n_nodes, "agents": agents, "avg_node_degree": degree, "layout": layout,
+        "edges": model.grid.G.number_of_edges(), "steps": steps,
+        "construct_s": construct, "step_best_s": best, "step_repeats_s": times,
+        "per_agent_step_s": best / (agents * steps),
+        "final_infected": int(final["Infected"]), "final_susceptible": int(final["Susceptible"]),
+        "final_resistant": int(final["Resistant"]),
+    }
+
+
+# --- the large run, in a fresh process (for its peak memory) -----------------------------
+def large_worker(n_children: int, months: int, seed: int) -> dict[str, Any]:
+    """Build and run one large model with all outputs; report times, counts and memory.
+
+    Meant to run in a fresh subprocess (``--_worker``) so that ``ru_maxrss`` is the peak
+    resident memory of this run alone (including the interpreter and libraries). The run
+    steps the model month by month (exactly what ``model.run()`` does) to count agents.
+
+    Args:
+        n_children: initial children.
+        months: months to run.
+        seed: the run seed.
+
+    Returns:
+        Construction, run, output and total seconds, agent-months, child-months and
+        peak resident memory in bytes.
+    """
+    from model.reintegration import ReintegrationModel
+
+    t0 = time.perf_counter()
+    model = ReintegrationModel(rng=seed, n_children=n_children, months=months)
+    t1 = time.perf_counter()
+    start = len(model.agents)
+    agents, children = [], []
+    for _ in range(months):
+        model.step()
+        agents.append(len(model.agents))
+        children.append(len(model.children))
+    t2 = time.perf_counter()
+    _collect_outputs(model)
+    t3 = time.perf_counter()
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    rss_bytes = rss if sys.platform == "darwin" else rss * 1024
+    return {
+        "n_children": n_children, "months": months, "seed": seed,
+        "construct_s": t1 - t0, "run_s": t2 - t1, "outputs_s": t3 - t2, "total_s": t3 - t0,
+        "agents_start": start, "agents_end": agents[-1] if agents else start,
+        "agent_months": int(sum(agents)), "child_months": int(sum(children)),
+        "peak_rss_bytes": int(rss_bytes),
+    }
+
+
+def run_large(n_children: int, months: int, seed: int) -> dict[str, Any]:
+    """Run :func:`large_worker` in a fresh Python process and return its result.
+
+    Args:
+        n_children: initial children.
+        months: months to run.
+        seed: the run seed.
+
+    Returns:
+        The worker's result dict.
+    """
+    cmd = [sys.executable, "-m", "experiments.bench", "--_worker",
+           json.dumps({"n_children": n_children, "months": months, "seed": seed})]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise RuntimeError(f"large run failed (exit {proc.returncode}):\n{proc.stderr}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+# --- targets and the report ---------------------------------------------------------------
+def _target(name: str, value: float, op: str, limit: float, unit: str,
+            later: bool = False) -> dict[str, Any]:
+    ok = value < limit if op == "<" else value <= limit
+    return {"name": name, "value": value, "op": op, "limit": limit, "unit": unit,
+            "later": later, "pass": bool(ok)}
+
+
+def _fmt(value: float, unit: str) -> str:
+    if unit == "s":
+        return f"{value:.3f} s"
+    if unit == "us":
+        return f"{value:.3f} us"
+    if unit == "GiB":
+        return f"{value:.2f} GiB"
+    return f"{value:.3f}"
+
+
+def print_report(res: dict[str, Any]) -> None:
+    """Print the measured figures and the targets as readable tables.
+
+    Args:
+        res: the result dict written to ``results/bench.json``.
+    """
+    m, ours, cnt, virus = res["machine"], res["ours"], res["ours"]["counts"], res["mesa"]
+    print(f"Benchmark {res['date']}  ({m['cpu']}, {m['usable_cores']} usable of "
+          f"{m['logical_cores']} cores, {m['memory_gib']} GiB; Python {m['python']}, "
+          f"Mesa {m['mesa']}, numpy {m['numpy']})")
+    load = m.get("load_average_1_5_15")
+    print(f"Best of {res['config']['repeats']} repeats (time.perf_counter); seed "
+          f"{res['config']['seed']}; load average at start "
+          f"{', '.join(f'{x:.2f}' for x in load) if load else 'n/a'}.\n")
+    types = ", ".join(f"{k} {v}" for k, v in cnt["agents_end_by_type"].items())
+    rows = [
+        ("Our model: 1,000 children, 120 months, all outputs", ""),
+        ("  agents (model.agents) start -> end", f"{cnt['agents_start']} -> {cnt['agents_end']}"),
+        ("  agents at end by type", types),
+        ("  mean agents over months", f"{cnt['agents_mean']:.0f}"),
+        ("  agent-months / child-months", f"{cnt['agent_months']:,} / {cnt['child_months']:,}"),
+        ("  construction", _fmt(ours["construct_s"], "s")),
+        ("  model.run() (120 steps incl. DataCollector)", _fmt(ours["run_s"], "s")),
+        ("  outputs (summary, timeseries, children, events)", _fmt(ours["outputs_s"], "s")),
+        ("  whole run (best total)", _fmt(ours["total_s"], "s")),
+        ("  per agent-month, whole run", _fmt(ours["per_agent_month_s"] * 1e6, "us")),
+        ("  per agent-month, run() only", _fmt(ours["per_agent_month_run_s"] * 1e6, "us")),
+        ("  per child-month, whole run", _fmt(ours["per_child_month_s"] * 1e6, "us")),
+        (f"Mesa VirusOnNetwork: {virus['num_nodes']} nodes, avg_node_degree "
+         f"{virus['avg_node_degree']:g}, {virus['steps']} steps", ""),
+        ("  construction (once; " + ("mostly nx.spring_layout)" if virus["layout"]
+                                     else "without layout)"), _fmt(virus["construct_s"], "s")),
+        ("  stepping (incl. its DataCollector)", _fmt(virus["step_best_s"], "s")),
+        ("  per agent-step", _fmt(virus["per_agent_step_s"] * 1e6, "us")),
+        ("Construction, 10,000 children", _fmt(res["construct_10k"]["best_s"], "s")
+         + f"  ({res['construct_10k']['agents']:,} agents)"),
+    ]
+    if res.get("large"):
+        lg = res["large"]
+        rows += [
+            (f"Large: {lg['n_children']:,} children, {lg['months']} months (subprocess)", ""),
+            ("  construction", _fmt(lg["construct_s"], "s")),
+            ("  run / outputs / total", f"{lg['run_s']:.2f} s / {lg['outputs_s']:.2f} s / "
+                                        f"{lg['total_s']:.2f} s"),
+            ("  agents start -> end; agent-months",
+             f"{lg['agents_start']:,} -> {lg['agents_end']:,}; {lg['agent_months']:,}"),
+            ("  per agent-month, whole run", _fmt(lg["per_agent_month_s"] * 1e6, "us")),
+            ("  per agent-month, run() only", _fmt(lg["per_agent_month_run_s"] * 1e6, "us")),
+            ("  peak memory (ru_maxrss)", _fmt(lg["peak_rss_bytes"] / GIB, "GiB")),
+        ]
+    width = max(len(r[0]) for r in rows) + 2
+    print("Measurements")
+    print("-" * (width + 30))
+    for label, value in rows:
+        print(f"{label:<{width}}{value}")
+    print()
+    tw = max(len(t["name"]) for t in res["targets"]) + 2
+    print(f"{'Target':<{tw}}{'measured':>14}  {'target':>12}  status")
+    print("-" * (tw + 38))
+    for t in res["targets"]:
+        shown = t["value"] * 1e6 if t["unit"] == "us" else t["value"]
+        limit = f"{t['op']} {_fmt(t['limit'], t['unit'])}"
+        status = ("PASS" if t["pass"] else "FAIL") + (" (later)" if t["later"] else "")
+        print(f"{t['name']:<{tw}}{_fmt(shown, t['unit']):>14}  {limit:>12}  {status}")
+    if not res.get("large"):
+        print("(100,000-child targets not measured; run with --large)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark and write ``results/bench.json``.
+
+    Args:
+        argv: command-line arguments (default ``sys.argv[1:]``).
+
+    Returns:
+        The exit code: 0, or 1 with ``--strict`` when a target fails.
+    """
+    ap = argparse.ArgumentParser(prog="python -m experiments.bench", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--large", action="store_true",
+                    help="also build and run 100,000 children (in a subprocess; ~1 min)")
+    ap.add_argument("--large-children", type=int, default=100_000, help=argparse.SUPPRESS)
+    ap.add_argument("--strict", action="store_true",
+                    help="exit 1 if a current target fails")
+    ap.add_argument("--strict-later", action="store_true",
+                    help="with --strict, also enforce the later, stricter targets")
+    ap.add_argument("--repeats", type=int, default=3, help="repeats of small runs (best kept)")
+    ap.add_argument("--seed", type=int, default=1, help="run seed")
+    ap.add_argument("--children", type=int, default=1000, help="children in the main run")
+    ap.add_argument("--months", type=int, default=120, help="months in the main run")
+    ap.add_argument("--degree", type=float, default=3.0,
+                    help="VirusOnNetwork avg_node_degree (default 3, the example's default)")
+    ap.add_argument("--mesa-steps", type=int, default=120,
+                    help="VirusOnNetwork steps per repeat (normalised per agent-step)")
+    ap.add_argument("--mesa-no-layout", action="store_true",
+                    help="build VirusOnNetwork without its display layout (nx.spring_layout, "
+                    "~1 min at 3,600 nodes); its stepping is unchanged")
+    ap.add_argument("--out", type=Path, default=DEFAULT_OUT, help="JSON output file")
+    ap.add_argument("--_worker", help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+
+    if args._worker:
+        print(json.dumps(large_worker(**json.loads(args._worker))))
+        return 0
+
+    res: dict[str, Any] = {
+        "date": datetime.now(UTC).astimezone().isoformat(timespec="seconds"),
+        "machine": machine_info(),
+        "config": {"repeats": args.repeats, "seed": args.seed, "children": args.children,
+                   "months": args.months, "mesa_avg_node_degree": args.degree,
+                   "mesa_steps": args.mesa_steps, "mesa_layout": not args.mesa_no_layout,
+                   "large": args.large,
+                   "agent_definition": "all Mesa agents in model.agents: children + families "
+                   "+ community leaders + professionals (including those who have left)",
+                   "agent_months_definition": "sum over months of len(model.agents) at the "
+                   "end of each month"},
+    }
+    print("Counting agents (untimed warm-up run) ...", file=sys.stderr)
+    counts = count_agent_months(args.children, args.months, args.seed)
+    print("Timing our model ...", file=sys.stderr)
+    ours = time_our_run(args.children, args.months, args.seed, args.repeats)
+    ours["counts"] = counts
+    ours["per_agent_month_s"] = ours["total_s"] / counts["agent_months"]
+    ours["per_agent_month_run_s"] = ours["run_s"] / counts["agent_months"]
+    ours["per_child_month_s"] = ours["total_s"] / counts["child_months"]
+    ours["per_child_month_run_s"] = ours["run_s"] / counts["child_months"]
+    res["ours"] = ours
+
+    print("Timing construction of 10,000 children ...", file=sys.stderr)
+    res["construct_10k"] = time_construction(10_000, args.seed, args.repeats)
+
+    n_nodes = int(round(counts["agents_mean"]))
+    print(f"Timing Mesa VirusOnNetwork ({n_nodes} nodes; building it takes a while) ...",
+          file=sys.stderr)
+    virus = time_virus_on_network(n_nodes, args.degree, args.mesa_steps, args.seed,
+                                  args.repeats, layout=not args.mesa_no_layout)
+    virus["nodes_from"] = "mean number of our agents over the months of the 1,000-child run"
+    res["mesa"] = virus
+    ratio = ours["per_agent_month_s"] / virus["per_agent_step_s"]
+    ratio_run = ours["per_agent_month_run_s"] / virus["per_agent_step_s"]
+    res["ratio_ours_over_mesa"] = ratio
+    res["ratio_ours_run_only_over_mesa"] = ratio_run
+
+    targets = [
+        _target("1,000-child run, wall time", ours["total_s"], "<", 1.0, "s"),
+        _target("1,000-child run, wall time", ours["total_s"], "<", 0.3, "s", later=True),
+        _target("construction, 10,000 children", res["construct_10k"]["best_s"], "<", 5.0, "s"),
+        _target("ours/Mesa per agent-month", ratio, "<=", 0.5, "ratio"),
+        _target("ours/Mesa per agent-month", ratio, "<=", 0.25, "ratio", later=True),
+    ]
+    res["large"] = None
+    if args.large:
+        print(f"Running {args.large_children:,} children in a subprocess ...", file=sys.stderr)
+        lg = run_large(args.large_children, args.months, args.seed)
+        lg["per_agent_month_s"] = lg["total_s"] / lg["agent_months"]
+        lg["per_agent_month_run_s"] = lg["run_s"] / lg["agent_months"]
+        lg["per_agent_month_ratio_vs_small"] = lg["per_agent_month_s"] / ours["per_agent_month_s"]
+        lg["per_agent_month_run_ratio_vs_small"] = (lg["per_agent_month_run_s"]
+                                                    / ours["per_agent_month_run_s"])
+        res["large"] = lg
+        targets += [
+            _target("construction, 100,000 children", lg["construct_s"], "<", 30.0, "s"),
+            _target("per agent-month, 100k vs 1k", lg["per_agent_month_ratio_vs_small"], "<=",
+                    1.5, "ratio"),
+            _target("peak memory, 100,000 children", lg["peak_rss_bytes"] / GIB, "<", 4.0,
+                    "GiB"),
+        ]
+    res["targets"] = targets
+
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(res, indent=2) + "\n")
+    print_report(res)
+    print(f"\nWrote {args.out}")
+    failed = [t for t in targets if not t["pass"] and (args.strict_later or not t["later"])]
+    return 1 if args.strict and failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
