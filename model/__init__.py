@@ -1,5 +1,6 @@
-"""Agent-based model of the recovery and reintegration of children who have survived
-sexual exploitation and trafficking (synthetic agents; scenario explorations only).
+"""Agent-based model of children's recovery and reintegration after sexual exploitation.
+
+Synthetic agents; results are scenario explorations, not predictions about real children.
 """
 
 from .agents import STAGES, Child, CommunityLeader, Family, Professional
