@@ -340,8 +340,8 @@ def _series_label(var: str) -> tuple[str, str]:
 
     if var == EXPLOITED_ALL:
         return "Children exploited or re-exploited", "children"
-    label, unit, _ = TIMESERIES.get(var, (var, "", None))
-    return label, unit
+    entry = TIMESERIES.get(var, (var, ""))
+    return entry[0], entry[1]  # (label, unit, ...): only the first two are needed here
 
 
 def compare(scenarios: list[str], replicates: int, seed: int, jobs: int | None,

@@ -91,9 +91,11 @@ class Network:
         src, dst = src[keep], dst[keep]
         if len(src) == 0:
             return
-        pairs = np.unique(np.stack([src, dst], axis=1), axis=0)
-        self.peer_src = np.concatenate([self.peer_src, pairs[:, 0], pairs[:, 1]])
-        self.peer_dst = np.concatenate([self.peer_dst, pairs[:, 1], pairs[:, 0]])
+        n = int(len(community))
+        key = np.unique(src * n + dst)  # drop duplicate draws
+        src, dst = key // n, key % n
+        self.peer_src = np.concatenate([self.peer_src, src, dst])
+        self.peer_dst = np.concatenate([self.peer_dst, dst, src])
 
     def to_graph(self, child_household: np.ndarray | None = None) -> nx.Graph:
         """The whole network as a networkx graph with ``kind`` and ``community`` attributes.
@@ -122,10 +124,11 @@ class Network:
 def _symmetric(src: np.ndarray, dst: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     keep = src != dst
     src, dst = src[keep], dst[keep]
-    lo, hi = np.minimum(src, dst), np.maximum(src, dst)
-    pairs = np.unique(np.stack([lo, hi], axis=1), axis=0) if len(lo) else np.empty((0, 2), int)
-    return (np.concatenate([pairs[:, 0], pairs[:, 1]]).astype(np.int64),
-            np.concatenate([pairs[:, 1], pairs[:, 0]]).astype(np.int64))
+    lo, hi = np.minimum(src, dst).astype(np.int64), np.maximum(src, dst).astype(np.int64)
+    n = int(hi.max()) + 1 if len(hi) else 1
+    key = np.unique(lo * n + hi)  # each undirected tie once, sorted
+    lo, hi = key // n, key % n
+    return np.concatenate([lo, hi]), np.concatenate([hi, lo])
 
 
 def build_network(params: Params, rng: np.random.Generator) -> Network:

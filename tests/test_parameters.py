@@ -134,7 +134,7 @@ def test_budget_weights_all_zero_rejected():
 
 
 def test_budget_shares_normalised():
-    p = Params(**{f"budget_{line}": 0.0 for line in BUDGET_LINES}, budget_family=0.25)
+    p = Params(**{**{f"budget_{line}": 0.0 for line in BUDGET_LINES}, "budget_family": 0.25})
     shares = p.budget_shares()
     assert math.isclose(sum(shares.values()), 1.0)
     assert shares["family"] == 1.0 and shares["casework"] == 0.0
