@@ -31,7 +31,6 @@ class Network:
         community: community of each adult node (households, then leaders).
         rural: whether each community is rural.
         src, dst: directed adult-adult ties (both directions stored).
-        weight: influence weight of ``src`` on ``dst`` (leaders weigh more).
         peer_src, peer_dst: directed child-child peer ties (both directions stored).
     """
 
@@ -41,7 +40,6 @@ class Network:
     rural: np.ndarray
     src: np.ndarray
     dst: np.ndarray
-    weight: np.ndarray = field(default=None)
     peer_src: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
     peer_dst: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
     households_by_community: list[np.ndarray] = field(default_factory=list)
@@ -55,11 +53,6 @@ class Network:
     def n_communities(self) -> int:
         """Number of communities."""
         return len(self.rural)
-
-    def set_influence(self, leader_influence: float) -> None:
-        """Weight each tie by the influence of its source (leaders are norm-setters)."""
-        is_leader_src = self.src >= self.n_households
-        self.weight = np.where(is_leader_src, leader_influence, 1.0)
 
     def add_peers(self, children: np.ndarray, community: np.ndarray, peers_per_child: int,
                   rng: np.random.Generator) -> None:
@@ -191,7 +184,6 @@ def build_network(params: Params, rng: np.random.Generator) -> Network:
     net = Network(n_households, n_leaders, np.concatenate([community, leader_community]),
                   rural, src, dst)
     net.households_by_community = [np.arange(starts[c], starts[c] + sizes[c]) for c in range(n_com)]
-    net.set_influence(params.leader_influence)
     return net
 
 
@@ -263,5 +255,4 @@ def load_network(path: Path, params: Params, rng: np.random.Generator) -> Networ
     net = Network(len(households), len(leaders), community, rural, src, dst)
     hcom = community[: len(households)]
     net.households_by_community = [np.flatnonzero(hcom == c) for c in range(n_com)]
-    net.set_influence(params.leader_influence)
     return net

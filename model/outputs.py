@@ -15,6 +15,9 @@ if TYPE_CHECKING:
     from .reintegration import ReintegrationModel
 
 SUSTAINABILITY_MONTHS = 24
+STAGE_LABELS = {"exploited": "in exploitation", "identified": "identified, waiting for a place",
+                "in_care": "in care", "reintegrating": "reintegrating",
+                "reintegrated": "stably reintegrated", "re_exploited": "re-exploited"}
 CHECKPOINTS = (36, 60)
 
 
@@ -60,11 +63,11 @@ def month_stats(m: ReintegrationModel) -> dict[str, float]:
 
 
 TIMESERIES: dict[str, tuple[str, str]] = {
-    **{f"n_{s}": (f"Children {s.replace('_', ' ')}", "children") for s in STAGES},
-    **{f"wellbeing_{s}": (f"Mean wellbeing, {s.replace('_', ' ')}", "wellbeing 0-1")
+    **{f"n_{s}": (f"Children {STAGE_LABELS[s]} (stock)", "children") for s in STAGES},
+    **{f"wellbeing_{s}": (f"Mean wellbeing, {STAGE_LABELS[s]}", "wellbeing 0-1")
        for s in STAGES},
     "new_children": ("Children entering exploitation", "children/month"),
-    "identified": ("Children identified", "children/month"),
+    "identified": ("Children newly identified", "children/month"),
     "admitted": ("Children admitted to care", "children/month"),
     "re_exploited": ("Children re-exploited", "children/month"),
     "premature_exits": ("Premature exits so far", "children"),
@@ -105,10 +108,11 @@ SUMMARY_DEFINITIONS: dict[str, str] = {
     "back in the community (stages `reintegrating` and `reintegrated`, counted at month ends).",
     "median_months_to_reintegration": "Median, over children who became stably reintegrated, "
     "of months from entering exploitation to the first stable reintegration (empty if none).",
-    "premature_exits": "Children whose care ended abruptly before they were ready because "
-    "funding stopped (causes `funding_gap`, `funding_end`).",
-    "handed_to_community": "Children in care handed to community care committees when funding "
-    "stopped (exit strategy).",
+    "premature_exits": "Exits from care that ended abruptly before the child was ready because "
+    "funding stopped (events with cause `funding_gap` or `funding_end`; a child exited at two "
+    "gaps counts twice).",
+    "handed_to_community": "Exits from care to community care committees when funding stopped "
+    "(exit strategy; events with cause `handed_to_community`).",
     "worse_off_after_withdrawal_share": "Among children whose care ended before readiness "
     "(premature exit or hand-over), the share whose final wellbeing is below their wellbeing "
     "at intake to care (empty if none).",

@@ -253,7 +253,8 @@ class Params:
     # --- Referral and case management ---------------------------------------------
     coordination: float = par(0.5, "0-1", (0.0, 1.0), (0.2, 0.9),
                               "Quality of multi-agency coordination and case management.",
-                              '"Barriers to effective multi-disciplinary working"',
+                              '"Barriers to effective multi-disciplinary and multi-agency '
+                              'working"',
                               "referral")
     referral_base: float = par(0.3, "share per month", (0.0, 1.0), (0.1, 0.6),
                                "Share of waiting children matched to a free place each month "
@@ -268,11 +269,13 @@ class Params:
                                   '"Targeted and generalist service provision"', "referral")
 
     # --- Recovery in care ----------------------------------------------------------
-    intake_wellbeing: float = par(0.38, "wellbeing 0-1", (0.05, 0.95), (0.3, 0.5),
-                                  "Mean wellbeing at entry; calibrated so that about 56% start "
-                                  "below 0.4 (depression at intake).",
-                                  "Kiss et al. 2015 (depression 56%, anxiety 33%, PTSD 26%)",
-                                  "recovery")
+    entry_wellbeing: float = par(0.38, "wellbeing 0-1", (0.05, 0.95), (0.3, 0.5),
+                                 "Mean wellbeing on entering the model (exploitation): about 56% "
+                                 "start below 0.4. Kiss et al. measured this at entry to services; "
+                                 "here it applies earlier, and exploitation_harm lowers it further "
+                                 "before intake (a departure from the source, see ODD).",
+                                 "Kiss et al. 2015 (depression 56%, anxiety 33%, PTSD 26%)",
+                                 "recovery")
     severe_trauma_share: float = par(0.26, "share", (0.0, 1.0), (0.15, 0.4),
                                      "Share of children with severe trauma who need specialist care.",
                                      "Kiss et al. 2015 (PTSD 26%)", "recovery")
@@ -318,8 +321,9 @@ class Params:
                                     "Monthly rise of a counselled family's acceptance, as a share "
                                     "of the distance to full acceptance.",
                                     '"work with and support families"', "family")
-    economic_support_effect: float = par(0.05, "resources per month", (0.0, 0.5), (0.0, 0.1),
-                                         "Monthly rise of a supported family's economic resources.",
+    economic_support_effect: float = par(0.05, "share of the gap per month", (0.0, 0.5), (0.0, 0.1),
+                                         "Monthly rise of a supported family's economic resources, "
+                                         "as a share of the distance to 1.",
                                          '"work with and support families"', "family")
     dependency_growth: float = par(0.05, "per month", (0.0, 1.0), (0.0, 0.1),
                                    "Monthly growth of a supported family's dependency on support.",
@@ -341,7 +345,7 @@ class Params:
                                   "stigma belief.", '"Mindsets and attitudes"', "family")
     initial_resources: float = par(0.35, "resources 0-1", (0.0, 1.0), (0.2, 0.5),
                                    "Mean economic resources of families (poverty).",
-                                   '"Executive summary" (poverty as a cause)', "family")
+                                   "Foreword (poverty undermines families); assumption", "family")
 
     # --- Reintegration -------------------------------------------------------------
     reintegration_adjust: float = par(0.1, "per month", (0.0, 1.0), (0.05, 0.2),
@@ -367,8 +371,9 @@ class Params:
                                              "Acceptance a child finds in alternative care.",
                                              ASSUMPTION, "reintegration")
     stable_months: int = par(12, "months", (1, 60), (6, 24),
-                             "Months back in the community, with wellbeing at or above "
-                             "stable_wellbeing, before reintegration counts as stable.",
+                             "Months back in the community after which reintegration counts "
+                             "as stable, checked monthly: the first month at or after this with "
+                             "wellbeing at or above stable_wellbeing.",
                              '"Reintegration"', "reintegration")
     stable_wellbeing: float = par(0.5, "wellbeing 0-1", (0.0, 1.0), (0.4, 0.6),
                                   "Wellbeing needed for reintegration to count as stable.",
@@ -386,7 +391,8 @@ class Params:
                                      "re-exploitation")
     poverty_risk: float = par(1.0, "log-hazard per unit", (0.0, 5.0), (0.0, 2.0),
                               "Rise of the log-hazard with poverty (1 - resources).",
-                              '"Executive summary"', "re-exploitation")
+                              "Foreword (poverty undermines families); assumption for the size",
+                              "re-exploitation")
     stigma_risk: float = par(1.5, "log-hazard per unit", (0.0, 5.0), (0.0, 3.0),
                              "Rise of the log-hazard with felt stigma.",
                              '"Mindsets and attitudes" (re-victimisation)', "re-exploitation")
@@ -411,9 +417,9 @@ class Params:
                                      "Reduction of the hazard while a child has follow-up.",
                                      '"Reintegration"', "re-exploitation")
     committee_protection: float = par(0.3, "share", (0.0, 1.0), (0.0, 0.6),
-                                      "Further reduction while a community care committee follows "
-                                      "the child.", '"support and work with the local community"',
-                                      "re-exploitation")
+                                      "Reduction of the hazard while a community care committee "
+                                      "(rather than staff) follows the child up.",
+                                      '"support and work with the local community"', "re-exploitation")
     stable_risk_factor: float = par(0.3, "relative hazard", (0.0, 1.0), (0.1, 0.6),
                                     "Hazard of a stably reintegrated child relative to a "
                                     "returning one.", ASSUMPTION, "re-exploitation")
@@ -495,8 +501,8 @@ class Params:
     exit_strategy: bool = par(False, "yes/no", None, None,
                               "At a funding gap or end, hand children in care to community care "
                               "committees with spare capacity instead of exiting them abruptly.",
-                              '"support and work with the local community" ("parachuted in")',
-                              "funding")
+                              '"support and work with the local community"; "Staffing issues" '
+                              '("parachuted in")', "funding")
     budget_casework: float = par(0.6, "relative weight", (0.0, 1.0), (0.3, 0.8),
                                  "Budget weight for caseworkers (recovery care, follow-up).",
                                  '"Funding issues"', "funding")

@@ -52,12 +52,13 @@ def inflow(model: ReintegrationModel, rng: np.random.Generator) -> None:
 def funding(model: ReintegrationModel, rng: np.random.Generator) -> None:
     """Apply the funding schedule: set this month's budget; at a gap or end, withdraw.
 
-    When funding stops, every contract ends (staff leave, cause ``contract_end``) and
-    children in care leave care before they are ready. With ``exit_strategy``, children
-    are handed to community care committees while those have spare capacity (cause
-    ``handed_to_community``, no setback); the rest exit abruptly (cause
-    ``funding_gap`` if a later grant follows, else ``funding_end``), lose
-    ``withdrawal_setback`` of wellbeing and are marked as withdrawn before readiness.
+    When funding stops, every contract ends (counted as ``contracts_ended``, not as
+    turnover) and children in care leave care before they are ready; all of them are
+    marked as withdrawn before readiness. With ``exit_strategy``, children are handed to
+    community care committees while those have spare capacity (cause
+    ``handed_to_community``, no setback); the rest exit abruptly (cause ``funding_gap``
+    if a later grant follows, else ``funding_end``) and lose ``withdrawal_setback`` of
+    wellbeing. Children waiting for a place stay on the waiting list.
     """
     m, p = model.month, model.params
     funded = bool(model.schedule.funded[m]) if m < len(model.schedule.funded) else False
@@ -83,7 +84,7 @@ def end_contracts(model: ReintegrationModel) -> None:
 
 
 def withdraw_children(model: ReintegrationModel, cause: str, rng: np.random.Generator) -> None:
-    """Move all children in care (and waiting) out of the programme before readiness."""
+    """Move all children in care out of the programme before readiness."""
     p, ch = model.params, model.children
     in_care = np.flatnonzero(ch.stage == IN_CARE)
     if len(in_care) == 0:
@@ -217,8 +218,9 @@ def stigma_dynamics(model: ReintegrationModel, rng: np.random.Generator) -> None
     p, net = model.params, model.network
     s = model.beliefs()
     if len(net.src):
-        weighted = np.bincount(net.dst, weights=net.weight * s[net.src], minlength=len(s))
-        total = np.bincount(net.dst, weights=net.weight, minlength=len(s))
+        weight = model.tie_weights()
+        weighted = np.bincount(net.dst, weights=weight * s[net.src], minlength=len(s))
+        total = np.bincount(net.dst, weights=weight, minlength=len(s))
         has = total > 0
         target = np.where(has, weighted / np.where(has, total, 1.0), s)
         d = target - s
@@ -335,6 +337,7 @@ def referral(model: ReintegrationModel, rng: np.random.Generator) -> None:
     admitted = model.assign(order[: min(matched, free)], workers, limit=p.caseload_standard)
     ch.intake_wellbeing[admitted] = ch.wellbeing[admitted]
     ch.ever_in_care[admitted] = True
+    ch.unassisted[admitted] = False
     ch.bond[admitted] = 0.0
     model.transition(admitted, IN_CARE, "admitted")
     model.now["admitted"] = len(admitted)

@@ -27,7 +27,8 @@ from .outputs import TIMESERIES, month_stats, run_summary
 from .parameters import Params
 from .store import Store
 
-STREAMS = ("network", "population", "funding") + tuple(f.__name__ for f in processes.PROCESSES)
+STREAMS = ("network", "population", "funding_schedule") + tuple(
+    f.__name__ for f in processes.PROCESSES)
 """Named random streams, each spawned from the run seed (common random numbers)."""
 
 NEVER = -1
@@ -87,7 +88,7 @@ class ReintegrationModel(mesa.Model):
         self._event_parts: list[tuple[np.ndarray, ...]] = []
         self.now: dict[str, float] = {}
 
-        self.schedule: FundingSchedule = funding_schedule(p, p.months, self.streams["funding"])
+        self.schedule: FundingSchedule = funding_schedule(p, p.months, self.streams["funding_schedule"])
         self.network: Network = build_network(p, self.streams["network"])
         self._init_households(self.streams["population"])
         self.children = Store({
@@ -166,9 +167,9 @@ class ReintegrationModel(mesa.Model):
         household = self._households_flat[self._community_offsets[com] + pick]
         age = rng.integers(8, 18, k)
         boy = rng.random(k) < p.boy_share
-        # Beta with mean intake_wellbeing and concentration 10: about 56% below 0.4 at
+        # Beta with mean entry_wellbeing and concentration 10: about 56% below 0.4 at
         # the default mean (Kiss et al. 2015: depression 56% at intake).
-        m = p.intake_wellbeing
+        m = p.entry_wellbeing
         wellbeing = rng.beta(10 * m, 10 * (1 - m), k)
         resilience = np.clip(rng.beta(2, 2, k) + p.age_resilience_effect * (age - 12.5), 0, 1)
         skills = np.clip(rng.beta(2, 5, k) + 0.02 * (age - 12.5), 0, 1)
@@ -323,6 +324,15 @@ class ReintegrationModel(mesa.Model):
         return np.bincount(ch.community[ch.committee_followup],
                            minlength=self.network.n_communities).astype(float)
 
+    def tie_weights(self) -> np.ndarray:
+        """Influence of each tie's source: 1 for a household, the leader's influence."""
+        net = self.network
+        w = np.ones(len(net.src))
+        from_leader = net.src >= net.n_households
+        if from_leader.any():
+            w[from_leader] = self.leaders.influence[net.src[from_leader] - net.n_households]
+        return w
+
     def beliefs(self) -> np.ndarray:
         """Stigma beliefs of all adults: households then leaders (a copy)."""
         return np.concatenate([self.families.stigma, self.leaders.stigma])
@@ -420,7 +430,7 @@ class ReintegrationModel(mesa.Model):
     def timeseries(self):
         """The monthly series collected by Mesa's DataCollector, with a ``month`` column."""
         df = self.datacollector.get_model_vars_dataframe().reset_index(drop=True)
-        df.insert(0, "month", np.arange(1, len(df) + 1))
+        df.insert(0, "month", np.arange(len(df)))
         return df
 
     def children_table(self):
