@@ -508,7 +508,8 @@ def _diff_cell(row: pd.Series, fmt: Callable[[Any], str]) -> str:
     if not np.isfinite(row["diff_ci_low"]):
         return signed(row["diff_mean"])
     star = " *" if row["likely"] else ""
-    return (f"{signed(row['diff_mean'])} ({signed(row['diff_ci_low'])}–"
+    # "to", not a dash: the ends are often negative.
+    return (f"{signed(row['diff_mean'])} ({signed(row['diff_ci_low'])} to "
             f"{signed(row['diff_ci_high'])}){star}")
 
 

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from model import ReintegrationModel, run
-from model.agents import IN_CARE
+from model.agents import CASEWORKER, IN_CARE
 
 # A small district that still has every kind of agent and a working programme.
 SMALL: dict[str, Any] = {"n_children": 200, "months": 60}
@@ -57,15 +57,19 @@ def summaries(params: dict[str, Any], seeds: Iterable[int], key: str) -> np.ndar
 
 
 def put_in_care(model: ReintegrationModel, idx: np.ndarray) -> None:
-    """Admit children ``idx`` to care with the least-loaded caseworkers (test set-up)."""
+    """Admit children ``idx`` to care, spread over the employed caseworkers (test set-up)."""
     ch, st = model.children, model.staff
-    workers = np.flatnonzero(~st.left & (st.role == 0))
-    for child in np.asarray(idx).tolist():
-        assert model.assign(child, workers, limit=10**6)
+    idx = np.asarray(idx, np.int64)
+    workers = np.flatnonzero(~st.left & (st.role == CASEWORKER))
+    assert len(workers), "test set-up needs employed caseworkers"
+    chosen = workers[np.arange(len(idx)) % len(workers)]
+    ch.caseworker[idx] = chosen
+    np.add.at(st.caseload, chosen, 1)
     ch.stage[idx] = IN_CARE
     ch.ever_in_care[idx] = True
     ch.intake_wellbeing[idx] = ch.wellbeing[idx]
     ch.months_in_stage[idx] = 0
+    ch.bond[idx] = 0.0
 
 
 def start_funded_month(model: ReintegrationModel) -> None:
