@@ -32,10 +32,11 @@ NOISE_SD = 0.02  # month-to-month variation in wellbeing: recovery is unpredicta
 
 
 def _in(stage: np.ndarray, *stages: int) -> np.ndarray:
-    """Mask of entries of ``stage`` that are one of ``stages`` (a table look-up)."""
-    table = np.zeros(8, bool)
-    table[list(stages)] = True
-    return table[stage]
+    """Mask of entries of ``stage`` that are one of ``stages``."""
+    mask = stage == stages[0]
+    for s in stages[1:]:
+        mask |= stage == s
+    return mask
 
 
 # --- 0. Inflow -------------------------------------------------------------------------
@@ -218,11 +219,8 @@ def stigma_dynamics(model: ReintegrationModel, rng: np.random.Generator) -> None
     p, net = model.params, model.network
     s = model.beliefs()
     if len(net.src):
-        weight = model.tie_weights()
-        weighted = np.bincount(net.dst, weights=weight * s[net.src], minlength=len(s))
-        total = np.bincount(net.dst, weights=weight, minlength=len(s))
-        has = total > 0
-        target = np.where(has, weighted / np.where(has, total, 1.0), s)
+        influence, has_ties = model.influence_matrix()
+        target = np.where(has_ties, influence @ s, s)
         d = target - s
         if p.stigma_threshold > 0:
             d4 = d**4
@@ -256,9 +254,12 @@ def family_work(model: ReintegrationModel, rng: np.random.Generator) -> None:
     fam.counselled[:] = False
     fam.supported[:] = False
     if model.funded:
-        in_care = np.unique(ch.household[ch.stage == IN_CARE])
-        back = np.unique(ch.household[(ch.stage == REINTEGRATING) & ch.ever_in_care])
-        back = np.setdiff1d(back, in_care)
+        in_care_mask = np.zeros(len(fam), bool)
+        in_care_mask[ch.household[ch.stage == IN_CARE]] = True
+        back_mask = np.zeros(len(fam), bool)
+        back_mask[ch.household[(ch.stage == REINTEGRATING) & ch.ever_in_care]] = True
+        in_care = np.flatnonzero(in_care_mask)
+        back = np.flatnonzero(back_mask & ~in_care_mask)
         queue = np.concatenate([rng.permutation(in_care), rng.permutation(back)])
         n_counsel = model.counsellors() * p.families_per_counsellor
         n_support = int(model.budget * model.shares["family"] * p.economic_share // p.family_cost)

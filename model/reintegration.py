@@ -6,6 +6,7 @@ from typing import Any
 
 import mesa
 import numpy as np
+from scipy import sparse
 
 from . import processes
 from .agents import (
@@ -154,15 +155,17 @@ class ReintegrationModel(mesa.Model):
         self.family_agents = [Family(self, i) for i in range(h)]
         self.leader_agents = [CommunityLeader(self, i) for i in range(n_lead)]
         sizes = np.array([len(x) for x in net.households_by_community], np.int64)
-        self._community_weights = sizes / sizes.sum()
+        self._community_cdf = np.cumsum(sizes / sizes.sum())
+        self._community_cdf /= self._community_cdf[-1]
         self._community_sizes = sizes
         self._community_offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]])
         self._households_flat = np.concatenate(net.households_by_community).astype(np.int64)
 
     def add_children(self, k: int, rng: np.random.Generator) -> np.ndarray:
         """Create ``k`` children entering exploitation this month; returns their ids."""
-        p, net = self.params, self.network
-        com = rng.choice(net.n_communities, size=k, p=self._community_weights)
+        p = self.params
+        # Same draws as rng.choice(n, size=k, p=weights), without its per-call set-up.
+        com = np.searchsorted(self._community_cdf, rng.random(k), side="right")
         pick = (rng.random(k) * self._community_sizes[com]).astype(np.int64)
         household = self._households_flat[self._community_offsets[com] + pick]
         age = rng.integers(8, 18, k)
@@ -332,6 +335,26 @@ class ReintegrationModel(mesa.Model):
         if from_leader.any():
             w[from_leader] = self.leaders.influence[net.src[from_leader] - net.n_households]
         return w
+
+    def influence_matrix(self) -> tuple[sparse.csr_array, np.ndarray]:
+        """Row-normalised influence matrix W (``W @ beliefs`` = neighbours' weighted mean).
+
+        Rebuilt only when a leader's ``influence`` has changed. Also returns which adults
+        have any tie (the others keep their own belief).
+        """
+        key = self.leaders.influence.copy()
+        cached = getattr(self, "_influence", None)
+        if cached is not None and np.array_equal(cached[0], key):
+            return cached[1], cached[2]
+        net = self.network
+        n = net.n_adults
+        w = self.tie_weights()
+        total = np.bincount(net.dst, weights=w, minlength=n)
+        has = total > 0
+        norm = w / np.where(has, total, 1.0)[net.dst]
+        matrix = sparse.csr_array((norm, (net.dst, net.src)), shape=(n, n))
+        self._influence = (key, matrix, has)
+        return matrix, has
 
     def beliefs(self) -> np.ndarray:
         """Stigma beliefs of all adults: households then leaders (a copy)."""

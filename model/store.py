@@ -29,6 +29,8 @@ class Store:
         return self._n
 
     def __getattr__(self, name: str) -> np.ndarray:
+        if name.startswith("_"):  # not a field (also keeps pickle and copy working)
+            raise AttributeError(name)
         try:
             return self._data[name][: self._n]
         except KeyError:
@@ -52,8 +54,9 @@ class Store:
                 grown = np.full(new_cap, fill, dtype)
                 grown[:start] = arr[:start]
                 self._data[name] = grown
-        for name, (_dtype, fill) in self._fields.items():
-            self._data[name][start:end] = values.get(name, fill)
+        # Entries past the end still hold their fill value: write only the given fields.
+        for name, value in values.items():
+            self._data[name][start:end] = value
         object.__setattr__(self, "_n", end)
         return np.arange(start, end)
 
