@@ -149,6 +149,62 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
     return 0
 
 
+def parse_split(text: str | None) -> dict[str, float] | None:
+    """Parse ``casework=0.5,family=0.2,...`` into budget weights (validated)."""
+    if not text:
+        return None
+    from model.parameters import BUDGET_LINES
+
+    out: dict[str, float] = {}
+    for item in text.split(","):
+        if "=" not in item:
+            raise UserError(f"--split {text}: expected LINE=SHARE pairs separated by commas, "
+                            "e.g. casework=0.6,family=0.2,community=0.2")
+        line, value = (x.strip() for x in item.split("=", 1))
+        if line not in BUDGET_LINES:
+            raise UserError(f"--split: unknown budget line {line!r}; use {', '.join(BUDGET_LINES)}")
+        try:
+            out[line] = SPECS[f"budget_{line}"].check(value)
+        except ParameterError as exc:
+            raise UserError(f"--split {line}: {exc}") from None
+    return out
+
+
+def cmd_whatif(args: argparse.Namespace) -> int:
+    """Funding schemes on an equal total budget."""
+    from .whatif import whatif
+
+    whatif(budget=args.budget, months=args.months, schemes=args.schemes,
+           split=parse_split(args.split), replicates=args.replicates, seed=args.seed,
+           jobs=args.jobs, out=args.out, base=args.base)
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """Turn a results folder into a self-contained HTML (and PDF) report."""
+    from .report import report
+
+    report(Path(args.results_dir), out=args.out, pdf=args.pdf)
+    return 0
+
+
+def cmd_sensitivity(args: argparse.Namespace) -> int:
+    """Global sensitivity analysis (Morris or Sobol, SALib)."""
+    from .sensitivity import sensitivity
+
+    sensitivity(Path(args.spec), method=args.method, jobs=args.jobs, out=args.out,
+                resume=args.resume, scheduler=args.scheduler)
+    return 0
+
+
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    """Fit uncertain parameters to observed figures (ABC-SMC)."""
+    from .calibration import calibrate
+
+    calibrate(Path(args.targets), jobs=args.jobs, out=args.out, scheduler=args.scheduler)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand."""
     p = argparse.ArgumentParser(
@@ -197,6 +253,42 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--resume", action="store_true", help="finish an interrupted sweep in --out")
     sw.add_argument("--scheduler", help="Dask scheduler address (or set DASK_SCHEDULER_ADDRESS)")
     sw.set_defaults(func=cmd_sweep)
+
+    w = sub.add_parser("whatif", help="funding schemes on an equal total budget")
+    w.add_argument("--budget", type=float, required=True, help="total budget over the horizon")
+    w.add_argument("--months", type=int, required=True, help="horizon in months")
+    w.add_argument("--schemes", nargs="+", required=True, metavar="SCHEME",
+                   help="funding schemes: fixed short_cycles long_term rolling none")
+    w.add_argument("--split", help="budget split, e.g. casework=0.6,family=0.2,community=0.1,"
+                   "staff_support=0.05,monitoring=0.05")
+    w.add_argument("--replicates", type=int, default=20)
+    w.add_argument("--seed", type=int, default=0)
+    w.add_argument("--jobs", type=int, default=None)
+    w.add_argument("--base", default="baseline", help="scenario to start from")
+    w.add_argument("--out")
+    w.set_defaults(func=cmd_whatif)
+
+    rp = sub.add_parser("report", help="HTML (and PDF) report of a results folder")
+    rp.add_argument("results_dir")
+    rp.add_argument("--out", help="HTML file (default: RESULTS_DIR/report.html)")
+    rp.add_argument("--pdf", action="store_true", help="also print to PDF with Chromium")
+    rp.set_defaults(func=cmd_report)
+
+    se = sub.add_parser("sensitivity", help="Morris or Sobol sensitivity analysis")
+    se.add_argument("spec")
+    se.add_argument("--method", choices=("morris", "sobol"), default="morris")
+    se.add_argument("--jobs", type=int, default=None)
+    se.add_argument("--out")
+    se.add_argument("--resume", action="store_true")
+    se.add_argument("--scheduler")
+    se.set_defaults(func=cmd_sensitivity)
+
+    ca = sub.add_parser("calibrate", help="fit parameters to observed figures (ABC-SMC)")
+    ca.add_argument("targets")
+    ca.add_argument("--jobs", type=int, default=None)
+    ca.add_argument("--out")
+    ca.add_argument("--scheduler")
+    ca.set_defaults(func=cmd_calibrate)
 
     d = sub.add_parser("dashboard", help="start the workshop dashboard (browser)")
     d.add_argument("--port", type=int, default=8765)

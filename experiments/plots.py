@@ -19,10 +19,12 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
-OKABE_ITO = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442",
-             "#000000")
-"""Okabe-Ito colours, most distinct first (yellow late: it is faint on white)."""
+OKABE_ITO = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#D55E00", "#56B4E9", "#000000",
+             "#F0E442")
+"""Okabe-Ito colours, ordered so the first four are far apart (blue, orange, green,
+reddish purple; vermillion after orange's neighbour; yellow last: faint on white)."""
 
 MONTH_AXIS = "Month of simulation (months)"
 
@@ -119,8 +121,11 @@ def forest(diffs: pd.DataFrame, metrics: Sequence[tuple[str, str, str]],
         The path written.
     """
     others = [s for s in scenarios if s != reference]
+    # A metric with no paired value anywhere (e.g. empty in the reference) gets no panel.
+    has_data = diffs.groupby("metric")["diff_mean"].apply(lambda v: bool(np.isfinite(v).any()))
+    metrics = [m for m in metrics if has_data.get(m[0], False)]
     ncols = 3
-    nrows = int(np.ceil(len(metrics) / ncols))
+    nrows = max(1, int(np.ceil(len(metrics) / ncols)))
     height = max(1.0, 0.45 * len(others) + 1.2)
     fig, axes = plt.subplots(nrows, ncols, figsize=(12, height * nrows + 1.2), squeeze=False,
                              layout="constrained")
@@ -145,6 +150,7 @@ def forest(diffs: pd.DataFrame, metrics: Sequence[tuple[str, str, str]],
         ax.set_ylim(-0.7, len(others) - 0.3)
         ax.set_title(label, fontsize=10)
         ax.set_xlabel(f"difference from {reference} ({unit})", fontsize=8)
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=5))
         ax.grid(axis="x", alpha=0.3)
     for ax in flat[len(metrics):]:
         ax.axis("off")

@@ -231,11 +231,32 @@ def open_executor(jobs: int | None, scheduler: str | None = None
         return
     # 'spawn': fresh interpreters, safe whatever threads this process runs (progress bar,
     # a Dask client); the import cost (~2 s) is paid once per worker, not per run.
-    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"))
+    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=_exit_with_parent)
     try:
         yield pool, f"local process pool ({jobs} workers)", 4 * jobs
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _exit_with_parent() -> None:
+    """Pool-worker initialiser: end this worker when the process that started it dies.
+
+    Without it, workers of a sweep killed with ``kill -9`` wait forever on their task
+    queue (they hold its pipe open themselves).
+    """
+    import threading
+    from multiprocessing.connection import wait as wait_for
+
+    parent = multiprocessing.parent_process()
+    if parent is None:
+        return
+
+    def watch() -> None:
+        wait_for([parent.sentinel])
+        os._exit(1)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
 def _drive(executor: Executor, tasks: Iterable[tuple[int, dict[str, Any], int, bool]],
@@ -455,11 +476,12 @@ def compare(scenarios: list[str], replicates: int, seed: int, jobs: int | None,
         title=f"Monthly series, {replicates} replicates per scenario",
         note="Lines: mean over replicates; bands: 2.5-97.5 percentiles of single runs. "
              + DISCLAIMER, funded=funded)
-    key = [m for m in KEY_METRICS if m[0] in metrics]
-    plots.forest(table, key, names, names[0], out_dir / "differences.png", caption)
-
-    files = ["runs.csv", "comparison.csv", "timeseries.parquet", "series.png",
-             "differences.png", "manifest.json"]
+    files = ["runs.csv", "comparison.csv", "timeseries.parquet", "series.png"]
+    if len(names) > 1:
+        key = [m for m in KEY_METRICS if m[0] in metrics]
+        plots.forest(table, key, names, names[0], out_dir / "differences.png", caption)
+        files.append("differences.png")
+    files.append("manifest.json")
     command = ("reintegration compare " + " ".join(scenarios)
                + f" --replicates {replicates} --seed {seed}"
                + (f" --months {months}" if months is not None else "")
@@ -780,7 +802,7 @@ class PartWriter:
         self.ts_dir = ts_dir
         self.batch = first_batch
         self.rows: list[dict[str, Any]] = []
-        self.series: list[pd.DataFrame] = []
+        self.series: list[dict[str, np.ndarray]] = []
         self.last = time.monotonic()
         self._params: tuple[int, dict[str, Any]] | None = None
         self.written = 0
@@ -796,10 +818,9 @@ class PartWriter:
         self.rows.append({**meta, "param_hash": self.spec.sample_hashes[sample_id],
                           **self._params[1], **{k: float(v) for k, v in summary.items()}})
         if ts is not None:
-            long = ts.melt(id_vars=["month"], var_name="variable", value_name="value")
-            long["value"] = long["value"].astype(float)
-            self.series.append(long.assign(**meta)[["task_id", "sample_id", "replicate", "seed",
-                                                     "month", "variable", "value"]])
+            long = long_series(ts)
+            n = len(long["value"])
+            self.series.append({**{k: np.full(n, v) for k, v in meta.items()}, **long})
         if len(self.rows) >= FLUSH_RUNS:
             self.flush()
 
@@ -814,18 +835,36 @@ class PartWriter:
         The series part is written first: the runs part, written last, is what marks
         the runs finished.
         """
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
         self.last = time.monotonic()
         if not self.rows:
             return
         name = f"part-{self.batch:06d}-{uuid.uuid4().hex[:12]}.parquet"
         if self.series:
-            ts = pd.concat(self.series, ignore_index=True)
-            _atomic_write(self.ts_dir / name, lambda fh: ts.to_parquet(fh, index=False))
-        runs = pd.DataFrame(self.rows)
-        _atomic_write(self.runs_dir / name, lambda fh: runs.to_parquet(fh, index=False))
+            ts = pa.table({k: np.concatenate([s[k] for s in self.series])
+                           for k in self.series[0]})
+            _atomic_write(self.ts_dir / name, lambda fh: pq.write_table(ts, fh))
+        runs = pa.Table.from_pylist(self.rows)
+        _atomic_write(self.runs_dir / name, lambda fh: pq.write_table(runs, fh))
         self.written += len(self.rows)
         self.batch += 1
         self.rows, self.series = [], []
+
+
+def long_series(ts: pd.DataFrame) -> dict[str, np.ndarray]:
+    """A run's monthly series (one column per variable) as long-format columns.
+
+    Returns:
+        ``month``, ``variable`` and ``value`` arrays, variable by variable, month by
+        month (the order ``DataFrame.melt`` gives, without its cost).
+    """
+    variables = [c for c in ts.columns if c != "month"]
+    months = ts["month"].to_numpy()
+    return {"month": np.tile(months, len(variables)),
+            "variable": np.repeat(np.array(variables, dtype=object), len(months)),
+            "value": ts[variables].to_numpy(dtype=float).T.ravel()}
 
 
 def _tidy_parts(runs_dir: Path, ts_dir: Path) -> None:
@@ -890,69 +929,32 @@ def sweep(spec: Path, jobs: int | None, out: str | Path | None, resume: bool,
         The output folder, holding results.parquet, runs.csv, samples.csv, spec.toml,
         manifest.json and parts/ (parts/timeseries/ holds the monthly series when asked).
     """
-    from .cli import DISCLAIMER, format_value, print_table
-
     sp = load_spec(Path(spec))
-    if resume:
-        if out is None:
-            raise UserError("--resume needs --out FOLDER: the folder of the sweep to finish")
-        out_dir = Path(out)
-        saved = out_dir / "spec.toml"
-        if not saved.is_file():
-            raise UserError(f"--out {out_dir}: no sweep to resume here (no spec.toml); run "
-                            "without --resume to start one")
-        before = tomllib.loads(saved.read_text())
-        if before != sp.data:
-            keys = sorted(k for k in set(before) | set(sp.data) if before.get(k) != sp.data.get(k))
-            raise UserError(f"{sp.path}: differs from the spec of the sweep in {out_dir} "
-                            f"(changed: {', '.join(keys)}); resume with the same spec, or "
-                            "start a new sweep in a new --out folder")
-    else:
-        if out is not None and (Path(out) / "spec.toml").exists():
-            raise UserError(f"--out {out}: holds a sweep already; add --resume to finish it, "
-                            "or choose a new folder (results are never overwritten)")
-        out_dir = new_output_dir(f"sweep-{sp.name}", out)
-        _atomic_write(out_dir / "spec.toml", lambda fh: fh.write(sp.path.read_bytes()))
-    runs_dir = out_dir / "parts" / "runs"
-    ts_dir = out_dir / "parts" / "timeseries"
-    runs_dir.mkdir(parents=True, exist_ok=True)
-    ts_dir.mkdir(parents=True, exist_ok=True)
-    _tidy_parts(runs_dir, ts_dir)
-    done = _finished(sp, runs_dir)
-
-    samples = pd.DataFrame([{"sample_id": i, "param_hash": h, **s} for i, (s, h) in
-                            enumerate(zip(sp.samples, sp.sample_hashes, strict=True))])
-    _atomic_write(out_dir / "samples.csv", lambda fh: fh.write(samples.to_csv(index=False)
-                                                               .encode()))
+    _check_output(sp, out, resume)
     command = (f"reintegration sweep {sp.path}" + (f" --out {out}" if out is not None else "")
                + (" --resume" if resume else ""))
-    info = {"kind": "sweep", "spec": sp.data, "spec_file": str(sp.path), "name": sp.name,
-            "description": sp.description, "base": sp.base, "replicates": sp.replicates,
-            "seeds": sp.seeds, "varied": list(sp.varied), "n_samples": len(sp.samples),
-            "n_tasks": sp.n_tasks, "base_parameters": sp.base_params.to_dict(),
-            "task_ids": "task_id = sample_id * replicates + replicate; seed = seed + replicate"}
-    previous = out_dir / "manifest.json"
-    history = []
-    if resume and previous.exists():
-        try:
-            old = json.loads(previous.read_text())
-        except ValueError:
-            old = {}
-        history = [*old.get("history", []), {k: old.get(k) for k in
-                                             ("command", "created", "git_commit", "status")}]
-        from .manifest import git_commit
-
-        if old.get("git_commit") not in (None, git_commit()):
-            print(f"warning: the code changed since this sweep started (commit "
-                  f"{old.get('git_commit')} -> {git_commit()}); finished runs are kept",
-                  file=sys.stderr)
-    write_json(previous, manifest(command, **info, status="running", history=history))
-
-    todo = sp.n_tasks - len(done)
-    writer = PartWriter(sp, runs_dir, ts_dir,
-                        first_batch=len(list(runs_dir.glob("part-*.parquet"))))
-    started = time.perf_counter()
+    # Connect first (a wrong --scheduler fails here), then create the folder.
     with _own_or_given(executor, jobs, scheduler) as (ex, described, default_window):
+        out_dir = Path(out) if resume else new_output_dir(f"sweep-{sp.name}", out)
+        if not resume:
+            _atomic_write(out_dir / "spec.toml", lambda fh: fh.write(sp.path.read_bytes()))
+        runs_dir = out_dir / "parts" / "runs"
+        ts_dir = out_dir / "parts" / "timeseries"
+        runs_dir.mkdir(parents=True, exist_ok=True)
+        ts_dir.mkdir(parents=True, exist_ok=True)
+        _tidy_parts(runs_dir, ts_dir)
+        done = _finished(sp, runs_dir)
+        samples = pd.DataFrame([{"sample_id": i, "param_hash": h, **s} for i, (s, h) in
+                                enumerate(zip(sp.samples, sp.sample_hashes, strict=True))])
+        _atomic_write(out_dir / "samples.csv",
+                      lambda fh: fh.write(samples.to_csv(index=False).encode()))
+        info = _sweep_info(sp, out_dir, resume)
+        write_json(out_dir / "manifest.json", manifest(command, **info, status="running",
+                                                       executor=described))
+
+        writer = PartWriter(sp, runs_dir, ts_dir,
+                            first_batch=len(list(runs_dir.glob("part-*.parquet"))))
+        started = time.perf_counter()
         bar = _progress(sp.n_tasks, len(done), desc=sp.name)
         try:
             def keep(result: tuple) -> None:
@@ -964,27 +966,82 @@ def sweep(spec: Path, jobs: int | None, out: str | Path | None, resume: bool,
         finally:
             writer.flush()
             bar.close()
-    elapsed = time.perf_counter() - started
+        elapsed = time.perf_counter() - started
 
     results = combine_parts(runs_dir)
     if len(results) != sp.n_tasks:
         raise RuntimeError(f"sweep finished with {len(results)} of {sp.n_tasks} runs on disk")
     _atomic_write(out_dir / "results.parquet", lambda fh: results.to_parquet(fh, index=False))
-    _atomic_write(out_dir / "runs.csv", lambda fh: fh.write(results.to_csv(index=False)
-                                                            .encode()))
+    _atomic_write(out_dir / "runs.csv",
+                  lambda fh: fh.write(results.to_csv(index=False).encode()))
     files = ["results.parquet", "runs.csv", "samples.csv", "spec.toml", "manifest.json",
              "parts/"]
-    write_json(previous, manifest(command, **info, status="complete", history=history,
-                                  executor=described, runs_this_time=todo,
-                                  elapsed_seconds=round(elapsed, 2), files=files,
-                                  timeseries="parts/timeseries/ (long format: task_id, "
-                                             "sample_id, replicate, seed, month, variable, "
-                                             "value); read with pandas.read_parquet(folder)"
-                                             if sp.timeseries else None))
+    series = ("parts/timeseries/ (long format: task_id, sample_id, replicate, seed, month, "
+              "variable, value); read with pandas.read_parquet(that folder)")
+    write_json(out_dir / "manifest.json", manifest(
+        command, **info, status="complete", executor=described,
+        runs_this_time=sp.n_tasks - len(done), elapsed_seconds=round(elapsed, 2), files=files,
+        timeseries=series if sp.timeseries else None))
+    _print_sweep(sp, results, out_dir, files, len(done), elapsed, described)
+    return out_dir
 
-    print(f"\nSweep {sp.name}: {sp.n_tasks} runs ({len(sp.samples)} samples x {sp.replicates} "
-          f"replicates; {todo} run now, {len(done)} already done) in {elapsed:.1f} s on "
-          f"{described}")
+
+def _check_output(sp: SweepSpec, out: str | Path | None, resume: bool) -> None:
+    """Refuse an output folder that would be overwritten, or a resume that cannot be."""
+    if not resume:
+        if out is not None and (Path(out) / "spec.toml").exists():
+            raise UserError(f"--out {out}: holds a sweep already; add --resume to finish it, "
+                            "or choose a new folder (results are never overwritten)")
+        if out is not None and Path(out).is_dir() and any(Path(out).iterdir()):
+            raise UserError(f"--out {out}: folder already holds results; choose a new folder "
+                            "(results are never overwritten)")
+        return
+    if out is None:
+        raise UserError("--resume needs --out FOLDER: the folder of the sweep to finish")
+    saved = Path(out) / "spec.toml"
+    if not saved.is_file():
+        raise UserError(f"--out {out}: no sweep to resume here (no spec.toml); run without "
+                        "--resume to start one")
+    before = tomllib.loads(saved.read_text())
+    if before != sp.data:
+        keys = sorted(k for k in set(before) | set(sp.data) if before.get(k) != sp.data.get(k))
+        raise UserError(f"{sp.path}: differs from the spec of the sweep in {out} (changed: "
+                        f"{', '.join(keys)}); resume with the same spec, or start a new sweep "
+                        "in a new --out folder")
+
+
+def _sweep_info(sp: SweepSpec, out_dir: Path, resume: bool) -> dict[str, Any]:
+    """The sweep's part of manifest.json (with the history of earlier attempts)."""
+    from .manifest import git_commit
+
+    history: list[dict[str, Any]] = []
+    previous = out_dir / "manifest.json"
+    if resume and previous.exists():
+        try:
+            old = json.loads(previous.read_text())
+        except ValueError:
+            old = {}
+        history = [*old.get("history", []),
+                   {k: old.get(k) for k in ("command", "created", "git_commit", "status")}]
+        if old.get("git_commit") not in (None, git_commit()):
+            print(f"warning: the code changed since this sweep started (commit "
+                  f"{old.get('git_commit')} -> {git_commit()}); runs already finished are "
+                  "kept as they are", file=sys.stderr)
+    return {"kind": "sweep", "spec": sp.data, "spec_file": str(sp.path), "name": sp.name,
+            "description": sp.description, "base": sp.base, "replicates": sp.replicates,
+            "seeds": sp.seeds, "varied": list(sp.varied), "n_samples": len(sp.samples),
+            "n_tasks": sp.n_tasks, "base_parameters": sp.base_params.to_dict(),
+            "task_ids": "task_id = sample_id * replicates + replicate; seed = seed + replicate",
+            "history": history}
+
+
+def _print_sweep(sp: SweepSpec, results: pd.DataFrame, out_dir: Path, files: list[str],
+                 n_done_before: int, elapsed: float, described: str) -> None:
+    from .cli import DISCLAIMER, format_value, print_table
+
+    print(f"\nSweep {sp.name}: {sp.n_tasks} runs ({len(sp.samples)} samples x "
+          f"{sp.replicates} replicates; {sp.n_tasks - n_done_before} run now, "
+          f"{n_done_before} already done) in {elapsed:.1f} s on {described}")
     shown = [m for m in ("stable_reintegration_rate", "premature_exits", "unmet_need_share",
                          "re_exploitation_per_100_child_years") if m in results.columns]
     if len(sp.samples) <= 30 and shown:
@@ -995,7 +1052,6 @@ def sweep(spec: Path, jobs: int | None, out: str | Path | None, resume: bool,
                      for i in means.index], ("sample", *sp.varied, *shown))
     print(f"\nWrote {out_dir}/: {' '.join(files)}")
     print(DISCLAIMER)
-    return out_dir
 
 
 @contextmanager

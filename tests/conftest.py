@@ -36,7 +36,7 @@ def make_model() -> Callable[..., ReintegrationModel]:
     return build
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _cached_run(items: tuple[tuple[str, Any], ...], seed: int, tables: bool):
     return run(dict(items), seed=seed, tables=tables)
 
