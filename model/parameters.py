@@ -279,10 +279,10 @@ class Params:
     severe_trauma_share: float = par(0.26, "share", (0.0, 1.0), (0.15, 0.4),
                                      "Share of children with severe trauma who need specialist care.",
                                      "Kiss et al. 2015 (PTSD 26%)", "recovery")
-    exploitation_harm: float = par(0.01, "wellbeing per month", (0.0, 0.1), (0.0, 0.03),
+    exploitation_harm: float = par(0.005, "wellbeing per month", (0.0, 0.1), (0.0, 0.02),
                                    "Monthly loss of wellbeing while in exploitation.",
                                    ASSUMPTION, "recovery")
-    recovery_rate: float = par(0.08, "per month", (0.0, 0.5), (0.04, 0.15),
+    recovery_rate: float = par(0.12, "per month", (0.0, 0.5), (0.06, 0.2),
                                "Monthly wellbeing gain in care at full skill, bond and fit, "
                                "as a share of the distance to full wellbeing.",
                                "Morina et al. 2016 (g 0.8-1.1 vs waitlist); Zimmerman et al. "
@@ -381,6 +381,13 @@ class Params:
     withdrawal_setback: float = par(0.15, "wellbeing", (0.0, 1.0), (0.0, 0.3),
                                     "Loss of wellbeing when care ends abruptly before a child is "
                                     "ready.", '"Length of funding" (worse off than if no support)',
+                                    "reintegration")
+
+    abandonment_effect: float = par(0.1, "wellbeing target", (0.0, 0.5), (0.0, 0.2),
+                                    "Lasting fall in the wellbeing a child can sustain at home after "
+                                    "care ended abruptly, while no one follows them up.",
+                                    "Butterfly longitudinal research ('abandoned in the community'); "
+                                    '"Length of funding" (worse off than if no support)',
                                     "reintegration")
 
     # --- Re-exploitation -----------------------------------------------------------

@@ -386,7 +386,8 @@ def reintegration(model: ReintegrationModel, rng: np.random.Generator) -> None:
     care committees up to their capacity. A returned child's wellbeing moves at
     ``reintegration_adjust`` toward 0.1 + 0.3 acceptance + 0.15 (1 - felt stigma) +
     0.1 skills + 0.1 family resources + 0.2 resilience + ``followup_effect`` x
-    follow-up. After
+    follow-up - ``abandonment_effect`` if care ended abruptly and no one follows the
+    child up. After
     ``stable_months`` back with wellbeing at least ``stable_wellbeing`` the
     reintegration is stable (cause ``stable``). Source: "Reintegration"; Betancourt et
     al. 2010-2020; Butterfly longitudinal research.
@@ -425,7 +426,8 @@ def reintegration(model: ReintegrationModel, rng: np.random.Generator) -> None:
                    fam.acceptance[ch.household[back]])
     target = (0.1 + 0.3 * acc + 0.15 * (1.0 - model.felt_stigma(back))
               + 0.1 * ch.skills[back] + 0.1 * fam.resources[ch.household[back]]
-              + 0.2 * ch.resilience[back] + p.followup_effect * supported)
+              + 0.2 * ch.resilience[back] + p.followup_effect * supported
+              - p.abandonment_effect * (ch.withdrawn[back] & ~ch.handed[back] & ~supported))
     noise = rng.normal(0.0, NOISE_SD, len(back))
     ch.wellbeing[back] = np.clip(
         ch.wellbeing[back] + p.reintegration_adjust * (target - ch.wellbeing[back]) + noise,
