@@ -1,0 +1,1 @@
+"""Experiments: command line, comparisons, sweeps, sensitivity, calibration, reports."""

@@ -676,8 +676,8 @@ def load_spec(path: Path) -> SweepSpec:
     grid_values: dict[str, list[Any]] = {}
     for k, values in grid.items():
         if k in fixed:
-            raise _spec_error(path, f"grid.{k}", "also fixed in [params]; vary it or fix it, "
-                                                 "not both")
+            raise _spec_error(path, f"grid.{k}", "also fixed (in [params] or at the top level); "
+                                                 "vary it or fix it, not both")
         if not isinstance(values, list) or not values:
             raise _spec_error(path, f"grid.{k}", f"expected a non-empty list of values, e.g. "
                                                  f"{k} = [{SPECS[k].default!r}], got {values!r}")
