@@ -136,6 +136,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     """Run a sweep spec (resumable, parallel, optionally on Dask)."""
     from .runner import sweep
 
+    if args.scheduler and args.jobs:
+        print("note: --jobs is ignored with --scheduler (the cluster's workers run the tasks)",
+              file=sys.stderr)
     sweep(Path(args.spec), jobs=args.jobs, out=args.out, resume=args.resume,
           scheduler=args.scheduler)
     return 0
@@ -308,8 +311,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("interrupted: finished runs are kept on disk; rerun with --resume to finish",
-              file=sys.stderr)
+        if args.command in ("sweep", "sensitivity"):
+            print("interrupted: finished runs are kept on disk; rerun the same command with "
+                  "--resume to finish", file=sys.stderr)
+        else:
+            print("interrupted: nothing was finished; rerun the command", file=sys.stderr)
         return 130
 
 

@@ -76,6 +76,7 @@ import pandas as pd
 from scipy import stats
 from tqdm import tqdm
 
+from model.outputs import KEY_SUMMARY, SUMMARY_LABELS
 from model.parameters import SPECS, ParameterError, Params, unknown_message
 from model.run import run
 
@@ -84,19 +85,8 @@ from .manifest import manifest, new_output_dir, write_json
 from .scenarios import ScenarioError, load_scenario
 
 # --- what to report ------------------------------------------------------------------
-KEY_METRICS: tuple[tuple[str, str, str], ...] = (
-    ("stable_reintegration_rate", "Stably reintegrated at the horizon", "share of children"),
-    ("premature_exits", "Premature exits (funding stopped)", "children"),
-    ("worse_off_after_withdrawal_share", "Worse off than at intake after withdrawal",
-     "share of withdrawn children"),
-    ("unmet_need_share", "Never in care (unmet need)", "share of children"),
-    ("re_exploitation_per_100_child_years", "Re-exploitation", "events per 100 child-years"),
-    ("cost_per_stable_reintegration", "Cost per stable reintegration", "currency per child"),
-    ("staff_turnover_annual", "Staff turnover", "resignations per worker-year"),
-    ("mean_community_stigma_end", "Community stigma at the horizon", "belief 0-1"),
-    ("sustained_after_funding_end", "Not re-exploited 24 months after funding ended",
-     "share of children"),
-)
+KEY_METRICS: tuple[tuple[str, str, str], ...] = tuple(
+    (m, *SUMMARY_LABELS[m]) for m in KEY_SUMMARY)
 """Summary metrics printed and plotted by ``compare``: (name, label, unit).
 
 The definitions are in ``model.outputs.SUMMARY_DEFINITIONS``."""

@@ -137,6 +137,40 @@ SUMMARY_DEFINITIONS: dict[str, str] = {
 """Each summary key with its exact definition."""
 
 
+SUMMARY_LABELS: dict[str, tuple[str, str]] = {
+    "children_total": ("Children in the simulation", "children"),
+    "stable_reintegration_rate": ("Stably reintegrated at the horizon", "share of children"),
+    "stable_reintegration_rate_assisted": ("Stably reintegrated, children ever in care",
+                                           "share of children ever in care"),
+    **{f"stable_reintegration_rate_m{c}": (f"Stably reintegrated at month {c}",
+                                           "share of children") for c in CHECKPOINTS},
+    "re_exploitation_per_100_child_years": ("Re-exploitation", "events per 100 child-years"),
+    "median_months_to_reintegration": ("Median time to stable reintegration", "months"),
+    "premature_exits": ("Premature exits (funding stopped)", "exits"),
+    "handed_to_community": ("Handed to community care committees", "exits"),
+    "worse_off_after_withdrawal_share": ("Worse off than at intake after withdrawal",
+                                         "share of withdrawn children"),
+    "unmet_need_share": ("Never in care (unmet need)", "share of children"),
+    "never_identified_share": ("Never identified", "share of children"),
+    "unassisted_recoveries": ("Unassisted recoveries", "children"),
+    "total_spend": ("Total spend", "currency"),
+    "cost_per_stable_reintegration": ("Cost per stable reintegration", "currency per child"),
+    "staff_turnover_annual": ("Staff turnover", "resignations per worker-year"),
+    "contracts_ended": ("Contracts ended by funding stops", "contracts"),
+    "mean_community_stigma_end": ("Community stigma at the horizon", "belief 0-1"),
+    "sustained_after_funding_end": ("Not re-exploited 24 months after funding ended",
+                                    "share of children"),
+    "mean_wellbeing_end": ("Mean wellbeing at the horizon", "wellbeing 0-1"),
+}
+"""Each summary key's label and unit, for tables and plots."""
+
+KEY_SUMMARY = ("stable_reintegration_rate", "premature_exits", "worse_off_after_withdrawal_share",
+               "unmet_need_share", "re_exploitation_per_100_child_years",
+               "cost_per_stable_reintegration", "staff_turnover_annual",
+               "mean_community_stigma_end", "sustained_after_funding_end")
+"""The summary metrics a comparison shows first."""
+
+
 def _nan_if_empty(num: float, den: float) -> float:
     return float(num / den) if den else float("nan")
 
@@ -201,4 +235,5 @@ def _sustained(model: ReintegrationModel) -> float:
     return float(1.0 - hit.mean())
 
 
-__all__ = ["TIMESERIES", "SUMMARY_DEFINITIONS", "month_stats", "run_summary"]
+__all__ = ["TIMESERIES", "SUMMARY_DEFINITIONS", "SUMMARY_LABELS", "KEY_SUMMARY", "month_stats",
+           "run_summary"]
