@@ -375,14 +375,109 @@ def run_large(n_children: int, months: int, seed: int) -> dict[str, Any]:
 
 
 # --- targets and the report ---------------------------------------------------------------
+SWEEP_SPEC = """
+name = "bench"
+description = "Benchmark sweep: 1,000-child runs, monthly series kept."
+base = "baseline"
+replicates = {replicates}
+seed = 1
+[params]
+n_children = {children}
+months = {months}
+[grid]
+funding_scheme = ["short_cycles", "rolling"]
+[outputs]
+timeseries = true
+"""
+
+
+def _dir_bytes(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
+def time_sweeps(runs: int, children: int, months: int, dask: bool = True) -> dict[str, Any]:
+    """Throughput of the same sweep serially, on a 2-worker pool and on a Dask LocalCluster.
+
+    Each executor is started and warmed up (one run per worker) before the clock starts,
+    so start-up costs are not counted; the three sweeps must give identical results.
+
+    Args:
+        runs: runs in the sweep (rounded to an even number).
+        children: children per run.
+        months: months per run.
+        dask: also time a ``distributed.LocalCluster`` with 2 worker processes.
+
+    Returns:
+        Seconds and runs per second for each executor, speed-ups, the sweep's size on
+        disk per run-month, and whether the results were identical.
+    """
+    import multiprocessing
+    import tempfile
+    from concurrent.futures import ProcessPoolExecutor
+
+    import pandas as pd
+
+    from model.parameters import Params
+
+    from .runner import SerialExecutor, run_one, sweep
+
+    tmp = Path(tempfile.mkdtemp(prefix="bench-sweep-"))
+    spec = tmp / "bench.toml"
+    spec.write_text(SWEEP_SPEC.format(replicates=max(1, runs // 2), children=children,
+                                      months=months))
+    n_runs = 2 * max(1, runs // 2)
+    warm = {"n_children": children, "months": 12}
+    out: dict[str, Any] = {"runs": n_runs, "children": children, "months": months}
+    results = {}
+
+    def timed(name: str, executor, workers: int) -> None:
+        # Warm-up: start every worker and import what a sweep task needs.
+        warm_params = Params.from_dict(warm).to_dict()
+        list(executor.map(run_one, range(4 * workers), [warm_params] * (4 * workers),
+                          range(4 * workers), [True] * (4 * workers)))
+        t0 = time.perf_counter()
+        folder = sweep(spec, jobs=None, out=tmp / name, resume=False, scheduler=None,
+                       executor=executor)
+        elapsed = time.perf_counter() - t0
+        out[name] = {"seconds": elapsed, "runs_per_second": n_runs / elapsed}
+        results[name] = pd.read_csv(folder / "runs.csv")
+        if name == "serial":
+            size = _dir_bytes(folder / "parts")
+            out["bytes_per_run_month"] = size / (n_runs * months)
+
+    timed("serial", SerialExecutor(), 1)
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=2, mp_context=ctx) as pool:
+        timed("pool2", pool, 2)
+    if dask:
+        from distributed import Client, LocalCluster
+
+        with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                          dashboard_address=None) as cluster, Client(cluster) as client:
+            timed("dask2", client.get_executor(pure=False), 2)
+    base = results["serial"].drop(columns=[c for c in ("elapsed_s",) if c in results["serial"]])
+    out["identical"] = all(base.equals(r.drop(columns=[c for c in ("elapsed_s",) if c in r]))
+                           for r in results.values())
+    out["speedup_pool2"] = out["pool2"]["runs_per_second"] / out["serial"]["runs_per_second"]
+    if dask:
+        out["dask_vs_pool"] = out["dask2"]["runs_per_second"] / out["pool2"]["runs_per_second"]
+    # A Sobol analysis of 8 parameters with N = 256: N (2k + 2) = 4,608 runs.
+    out["sobol_8x256_runs"] = 256 * (2 * 8 + 2)
+    out["sobol_8x256_estimated_minutes"] = (out["sobol_8x256_runs"]
+                                            / out["pool2"]["runs_per_second"] / 60)
+    return out
+
+
 def _target(name: str, value: float, op: str, limit: float, unit: str,
             later: bool = False) -> dict[str, Any]:
-    ok = value < limit if op == "<" else value <= limit
+    ok = {"<": value < limit, "<=": value <= limit, ">=": value >= limit}[op]
     return {"name": name, "value": value, "op": op, "limit": limit, "unit": unit,
             "later": later, "pass": bool(ok)}
 
 
 def _fmt(value: float, unit: str) -> str:
+    if unit in ("KiB", "min"):
+        return f"{value:.2f} {unit}"
     if unit == "s":
         return f"{value:.3f} s"
     if unit == "us":
@@ -457,6 +552,24 @@ def print_report(res: dict[str, Any]) -> None:
             ("  peak memory (ru_maxrss)", _fmt(lg["peak_rss_bytes"] / GIB, "GiB")
              if lg["peak_rss_bytes"] is not None else "n/a (no resource module)"),
         ]
+    sw = res.get("sweeps")
+    if sw:
+        rows += [
+            (f"Sweep of {sw['runs']} runs ({sw['children']:,} children, {sw['months']} months)", ""),
+            ("  serial", f"{sw['serial']['seconds']:.1f} s ({sw['serial']['runs_per_second']:.2f} "
+                         "runs/s)"),
+            ("  local pool, 2 workers", f"{sw['pool2']['seconds']:.1f} s "
+                                        f"({sw['pool2']['runs_per_second']:.2f} runs/s)"),
+        ]
+        if "dask2" in sw:
+            rows.append(("  Dask LocalCluster, 2 workers", f"{sw['dask2']['seconds']:.1f} s "
+                         f"({sw['dask2']['runs_per_second']:.2f} runs/s)"))
+        rows += [
+            ("  results identical across executors", str(sw["identical"])),
+            ("  on disk per run-month (runs + series)", f"{sw['bytes_per_run_month']:.0f} bytes"),
+            ("  Sobol 8 params, N=256 (4,608 runs), est.",
+             f"{sw['sobol_8x256_estimated_minutes']:.1f} min on the 2-worker pool"),
+        ]
     width = max(len(r[0]) for r in rows) + 2
     print("Measurements")
     print("-" * (width + 30))
@@ -504,6 +617,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--mesa-no-layout", action="store_true",
                     help="build VirusOnNetwork without its display layout (nx.spring_layout, "
                     "~1 min at 3,600 nodes); its stepping is unchanged")
+    ap.add_argument("--sweeps", type=int, default=60, metavar="RUNS",
+                    help="runs in the parallel-throughput sweeps (0 skips them)")
+    ap.add_argument("--no-dask", action="store_true", help="skip the Dask LocalCluster sweep")
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT, help="JSON output file")
     ap.add_argument("--_worker", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -583,6 +699,24 @@ def main(argv: list[str] | None = None) -> int:
         if lg["peak_rss_bytes"] is not None:
             targets.append(_target(f"peak memory, {big:,} children", lg["peak_rss_bytes"] / GIB,
                                    "<", 4.0, "GiB"))
+    res["sweeps"] = None
+    if args.sweeps:
+        print(f"Timing a {args.sweeps}-run sweep: serial, 2-worker pool"
+              + ("" if args.no_dask else ", Dask LocalCluster (2 workers)") + " ...",
+              file=sys.stderr)
+        sw = time_sweeps(args.sweeps, args.children, args.months, dask=not args.no_dask)
+        res["sweeps"] = sw
+        targets += [
+            _target("2 workers / 1, throughput", sw["speedup_pool2"], ">=", 1.8, "ratio",
+                    later=True),
+            _target("sweep output per run-month", sw["bytes_per_run_month"] / 1024, "<", 1.0,
+                    "KiB", later=True),
+            _target("Sobol 8 params N=256 (estimated)", sw["sobol_8x256_estimated_minutes"], "<",
+                    15.0, "min", later=True),
+        ]
+        if "dask_vs_pool" in sw:
+            targets.append(_target("Dask 2 workers / local pool", sw["dask_vs_pool"], ">=", 0.9,
+                                   "ratio", later=True))
     res["targets"] = targets
 
     args.out.parent.mkdir(parents=True, exist_ok=True)
