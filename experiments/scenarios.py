@@ -129,9 +129,10 @@ def load_scenario(name_or_path: str, directory: Path = SCENARIO_DIR,
             raise ScenarioError(f"{path}: extends: expected a scenario name in quotes, got "
                                 f"{parent_name!r}")
         try:
-            sibling = (path.parent / f"{parent_name}.toml").exists()
-            parent = load_scenario(parent_name, path.parent if sibling else directory,
-                                   (*_seen, key))
+            # A parent is looked up beside the file, then among the given and shipped ones.
+            where = next((d for d in (path.parent, directory)
+                          if (d / f"{parent_name}.toml").exists()), SCENARIO_DIR)
+            parent = load_scenario(parent_name, where, (*_seen, key))
         except ScenarioError as exc:
             msg = str(exc)
             if msg.startswith("unknown scenario"):
