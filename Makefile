@@ -17,6 +17,8 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e ".[dev]"
+	@# The dashboard's browser assets, which Solara would otherwise fetch from a CDN.
+	$(PY) -m experiments.dashboard install-assets || echo "warning: dashboard browser assets not installed (needs npm); the dashboard page may stay blank"
 	touch $@
 
 setup: $(VENV)/.installed
