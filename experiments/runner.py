@@ -924,15 +924,11 @@ def sweep(spec: Path, jobs: int | None, out: str | Path | None, resume: bool,
     command = (f"reintegration sweep {sp.path}" + (f" --out {out}" if out is not None else "")
                + (" --resume" if resume else ""))
     # Connect first (a wrong --scheduler fails here), then create the folder.
-    with _own_or_given(executor, jobs, scheduler) as (ex, described, default_window):
+    with executor_for(executor, jobs, scheduler) as (ex, described, default_window):
         out_dir = Path(out) if resume else new_output_dir(f"sweep-{sp.name}", out)
         if not resume:
             _atomic_write(out_dir / "spec.toml", lambda fh: fh.write(sp.path.read_bytes()))
-        runs_dir = out_dir / "parts" / "runs"
-        ts_dir = out_dir / "parts" / "timeseries"
-        runs_dir.mkdir(parents=True, exist_ok=True)
-        ts_dir.mkdir(parents=True, exist_ok=True)
-        _tidy_parts(runs_dir, ts_dir)
+        runs_dir, ts_dir = prepare_parts(out_dir)
         done = _finished(sp, runs_dir)
         samples = pd.DataFrame([{"sample_id": i, "param_hash": h, **s} for i, (s, h) in
                                 enumerate(zip(sp.samples, sp.sample_hashes, strict=True))])
@@ -942,25 +938,9 @@ def sweep(spec: Path, jobs: int | None, out: str | Path | None, resume: bool,
         write_json(out_dir / "manifest.json", manifest(command, **info, status="running",
                                                        executor=described))
 
-        writer = PartWriter(sp, runs_dir, ts_dir,
-                            first_batch=len(list(runs_dir.glob("part-*.parquet"))))
-        started = time.perf_counter()
-        bar = _progress(sp.n_tasks, len(done), desc=sp.name)
-        try:
-            def keep(result: tuple) -> None:
-                writer.add(result)
-                bar.update(1)
+        elapsed = run_tasks(sp, ex, window or default_window, runs_dir, ts_dir, done, sp.name)
 
-            _drive(ex, sp.tasks(done), window or default_window, keep,
-                   on_tick=writer.maybe_flush, tick=min(1.0, sp.flush_seconds))
-        finally:
-            writer.flush()
-            bar.close()
-        elapsed = time.perf_counter() - started
-
-    results = combine_parts(runs_dir)
-    if len(results) != sp.n_tasks:
-        raise RuntimeError(f"sweep finished with {len(results)} of {sp.n_tasks} runs on disk")
+    results = collect_results(sp, runs_dir, "sweep")
     _atomic_write(out_dir / "results.parquet", lambda fh: results.to_parquet(fh, index=False))
     _atomic_write(out_dir / "runs.csv",
                   lambda fh: fh.write(results.to_csv(index=False).encode()))
@@ -1044,9 +1024,56 @@ def _print_sweep(sp: SweepSpec, results: pd.DataFrame, out_dir: Path, files: lis
     print(DISCLAIMER)
 
 
+def prepare_parts(out_dir: Path) -> tuple[Path, Path]:
+    """Create ``parts/runs`` and ``parts/timeseries`` under ``out_dir``; drop half-written parts.
+
+    Returns:
+        The runs and time-series part folders.
+    """
+    runs_dir = out_dir / "parts" / "runs"
+    ts_dir = out_dir / "parts" / "timeseries"
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    ts_dir.mkdir(parents=True, exist_ok=True)
+    _tidy_parts(runs_dir, ts_dir)
+    return runs_dir, ts_dir
+
+
+def run_tasks(spec: SweepSpec, executor: Executor, window: int, runs_dir: Path, ts_dir: Path,
+              done: set[int], desc: str) -> float:
+    """Run the spec's unfinished tasks, streaming them to Parquet parts with a progress bar.
+
+    Returns:
+        The wall time in seconds.
+    """
+    writer = PartWriter(spec, runs_dir, ts_dir,
+                        first_batch=len(list(runs_dir.glob("part-*.parquet"))))
+    started = time.perf_counter()
+    bar = _progress(spec.n_tasks, len(done), desc=desc)
+    try:
+        def keep(result: tuple) -> None:
+            writer.add(result)
+            bar.update(1)
+
+        _drive(executor, spec.tasks(done), window, keep,
+               on_tick=writer.maybe_flush, tick=min(1.0, spec.flush_seconds))
+    finally:
+        writer.flush()
+        bar.close()
+    return time.perf_counter() - started
+
+
+def collect_results(spec: SweepSpec, runs_dir: Path, what: str) -> pd.DataFrame:
+    """All finished runs from the parts, sorted by task id; every task must be there."""
+    results = combine_parts(runs_dir)
+    if len(results) != spec.n_tasks:
+        raise RuntimeError(f"{what} finished with {len(results)} of {spec.n_tasks} runs on disk")
+    return results
+
+
 @contextmanager
-def _own_or_given(executor: Executor | None, jobs: int | None, scheduler: str | None
-                  ) -> Iterator[tuple[Executor, str, int]]:
+def executor_for(executor: Executor | None, jobs: int | None, scheduler: str | None
+                 ) -> Iterator[tuple[Executor, str, int]]:
+    """The given executor (not shut down here), or one opened by :func:`open_executor`."""
     if executor is not None:
         yield executor, f"given executor ({type(executor).__name__})", 4 * (os.cpu_count() or 1)
         return

@@ -56,15 +56,10 @@ from __future__ import annotations
 import difflib
 import json
 import math
-import os
 import re
-import sys
 import textwrap
-import time
 import tomllib
-from collections.abc import Iterator
 from concurrent.futures import Executor
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -79,15 +74,14 @@ from .errors import UserError
 from .manifest import manifest, new_output_dir, write_json
 from .runner import (
     KEY_METRICS,
-    PartWriter,
     SweepSpec,
     _atomic_write,
-    _drive,
     _finished,
-    _tidy_parts,
-    combine_parts,
-    open_executor,
+    collect_results,
+    executor_for,
     param_hash,
+    prepare_parts,
+    run_tasks,
 )
 from .scenarios import ScenarioError, load_scenario
 
@@ -763,16 +757,6 @@ def plot_indices(indices: pd.DataFrame, method: str, metric: str, path: Path,
 
 
 # --- running -------------------------------------------------------------------------------
-@contextmanager
-def _executor(executor: Executor | None, jobs: int | None, scheduler: str | None
-              ) -> Iterator[tuple[Executor, str, int]]:
-    if executor is not None:
-        yield executor, f"given executor ({type(executor).__name__})", 4 * (os.cpu_count() or 1)
-        return
-    with open_executor(jobs, scheduler) as opened:
-        yield opened
-
-
 def _check_output(spec: SensitivitySpec, method: str, out: str | Path | None,
                   resume: bool) -> None:
     """Refuse an output folder that would be overwritten, or a resume that cannot be."""
@@ -833,15 +817,11 @@ def sensitivity(spec: Path, method: str, jobs: int | None, out: str | Path | Non
     sw = sweep_spec(sp, method, x)
     command = (f"reintegration sensitivity {sp.path} --method {method}"
                + (f" --out {out}" if out is not None else "") + (" --resume" if resume else ""))
-    with _executor(executor, jobs, scheduler) as (ex, described, default_window):
+    with executor_for(executor, jobs, scheduler) as (ex, described, default_window):
         out_dir = Path(out) if resume else new_output_dir(f"sensitivity-{sp.name}-{method}", out)
         if not resume:
             _atomic_write(out_dir / "spec.toml", lambda fh: fh.write(sp.path.read_bytes()))
-        runs_dir = out_dir / "parts" / "runs"
-        ts_dir = out_dir / "parts" / "timeseries"
-        runs_dir.mkdir(parents=True, exist_ok=True)
-        ts_dir.mkdir(parents=True, exist_ok=True)
-        _tidy_parts(runs_dir, ts_dir)
+        runs_dir, ts_dir = prepare_parts(out_dir)
         done = _finished(sw, runs_dir)
         drawn = pd.DataFrame(x, columns=[f"{p}_drawn" for p in sp.factors])
         used = pd.DataFrame(list(sw.samples))
@@ -853,29 +833,10 @@ def sensitivity(spec: Path, method: str, jobs: int | None, out: str | Path | Non
         info = _info(sp, method, sw)
         write_json(out_dir / "manifest.json", manifest(command, **info, status="running",
                                                        executor=described))
-        writer = PartWriter(sw, runs_dir, ts_dir,
-                            first_batch=len(list(runs_dir.glob("part-*.parquet"))))
-        started = time.perf_counter()
-        from tqdm import tqdm
+        elapsed = run_tasks(sw, ex, window or default_window, runs_dir, ts_dir, done,
+                            f"{sp.name} ({method})")
 
-        bar = tqdm(total=sw.n_tasks, initial=len(done), desc=f"{sp.name} ({method})",
-                   unit="run", file=sys.stderr, dynamic_ncols=True, smoothing=0.05,
-                   mininterval=0.5)
-        try:
-            def keep(result: tuple) -> None:
-                writer.add(result)
-                bar.update(1)
-
-            _drive(ex, sw.tasks(done), window or default_window, keep,
-                   on_tick=writer.maybe_flush, tick=min(1.0, sw.flush_seconds))
-        finally:
-            writer.flush()
-            bar.close()
-        elapsed = time.perf_counter() - started
-
-    results = combine_parts(runs_dir)
-    if len(results) != sw.n_tasks:
-        raise RuntimeError(f"analysis finished with {len(results)} of {sw.n_tasks} runs on disk")
+    results = collect_results(sw, runs_dir, "analysis")
     indices, noise, s2 = indices_and_noise(sp, method, x, results)
     agenda = learning_agenda(indices, method)
 
