@@ -61,7 +61,6 @@ import math
 import os
 import sys
 import time
-import tomllib
 from concurrent.futures import as_completed
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,6 +75,8 @@ from model.parameters import SPECS, ParameterError, Params, unknown_message
 from .errors import UserError
 from .manifest import manifest, new_output_dir, write_json
 from .scenarios import SCENARIO_DIR, ScenarioError, load_scenario
+from .specs import base_params as spec_base_params
+from .specs import check_keys, read_toml_spec, spec_error, spec_header, whole
 
 ETHICS = ("Scenario exploration with synthetic agents under stated assumptions: not a "
           "prediction about real children, and not a basis for decisions about any child.")
@@ -296,23 +297,10 @@ class CalibrationSpec:
         return tuple(t.metric for t in self.targets)
 
 
-def _err(path: Path, key: str, problem: str) -> UserError:
-    return UserError(f"{path}: {key}: {problem}")
-
-
 def _number(path: Path, key: str, value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise _err(path, key, f"expected a number, got {value!r}")
+        raise spec_error(path, key, f"expected a number, got {value!r}")
     return float(value)
-
-
-def _whole(path: Path, data: dict[str, Any], key: str, default: int, low: int) -> int:
-    value = data.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise _err(path, key, f"expected a whole number, got {value!r}")
-    if value < low:
-        raise _err(path, key, f"{value} is too small; give {low} or more")
-    return value
 
 
 def load_targets(path: Path) -> CalibrationSpec:
@@ -325,73 +313,31 @@ def load_targets(path: Path) -> CalibrationSpec:
         The validated calibration set-up.
     """
     path = Path(path)
-    if not path.is_file():
-        raise UserError(f"{path}: no such targets file; give a .toml file such as "
-                        "experiments/targets/evidence.toml")
-    try:
-        data = tomllib.loads(path.read_bytes().decode("utf-8"))
-    except UnicodeDecodeError:
-        raise UserError(f"{path}: not a text file; a targets file is TOML text") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise UserError(f"{path}: not valid TOML ({exc}); check quotes, brackets and "
-                        "'=' signs") from None
-    for key in data:
-        if key not in TOP_KEYS:
-            if key in SPECS:
-                raise _err(path, key, "a parameter: fix it under [params], or fit it under [fit]")
-            near = difflib.get_close_matches(key, TOP_KEYS, n=1)
-            hint = f"did you mean {near[0]!r}? " if near else ""
-            raise _err(path, key, f"unknown key; {hint}allowed keys: {', '.join(TOP_KEYS)}")
-    title = data.get("title", path.stem)
-    description = data.get("description", "")
-    for k, v in (("title", title), ("description", description)):
-        if not isinstance(v, str):
-            raise _err(path, k, "expected text in quotes")
-    base_name = data.get("base", "baseline")
-    if not isinstance(base_name, str) or not base_name:
-        raise _err(path, "base", f"expected a scenario name in quotes, got {base_name!r}")
-    if base_name.endswith(".toml") and (path.parent / base_name).exists():
-        base_name = str(path.parent / base_name)
-    try:
-        base = load_scenario(base_name)
-    except ScenarioError as exc:
-        raise _err(path, "base", str(exc)) from None
+    data = read_toml_spec(path, "targets file", "experiments/targets/evidence.toml")
+    check_keys(path, data, TOP_KEYS, parameter_hint="a parameter: fix it under [params], or "
+                                                    "fit it under [fit]")
+    title, description, base = spec_header(path, data, name_key="title")
     # A shipped scenario is extended by name; any other file by its path.
     shipped = base.path is not None and base.path.resolve().parent == SCENARIO_DIR.resolve()
     base_file = None if shipped or base.path is None else base.path
 
-    seed = _whole(path, data, "seed", 0, 0)
-    replicates = _whole(path, data, "replicates", 1, 1)
-    population_size = _whole(path, data, "population_size", 100, 5)
-    generations = _whole(path, data, "generations", 6, 1)
+    seed = whole(path, data, "seed", 0, 0)
+    replicates = whole(path, data, "replicates", 1, 1)
+    population_size = whole(path, data, "population_size", 100, 5)
+    generations = whole(path, data, "generations", 6, 1)
     minimum_epsilon = _number(path, "minimum_epsilon", data.get("minimum_epsilon", 0.0))
     if minimum_epsilon < 0:
-        raise _err(path, "minimum_epsilon", "must be 0 or more")
-    max_simulations = _whole(path, data, "max_simulations",
-                             50 * population_size * generations, population_size)
-    predictive = _whole(path, data, "posterior_predictive", 50, 1)
+        raise spec_error(path, "minimum_epsilon", "must be 0 or more")
+    max_simulations = whole(path, data, "max_simulations",
+                            50 * population_size * generations, population_size)
+    predictive = whole(path, data, "posterior_predictive", 50, 1)
 
-    fixed = data.get("params", {})
-    if not isinstance(fixed, dict):
-        raise _err(path, "params", "expected a [params] table of name = value lines")
-    for k, v in fixed.items():
-        if k not in SPECS:
-            raise UserError(f"{path}: params.{unknown_message(k)}")
-        if isinstance(v, list | dict):
-            raise _err(path, f"params.{k}", f"expected a single value, got {v!r}")
-    if "months" in data:
-        if "months" in fixed:
-            raise _err(path, "months", "given both at the top level and in [params]; give it once")
-        fixed = {**fixed, "months": _whole(path, data, "months", 0, 1)}
-    try:
-        base_params = base.params.replace(**fixed)
-    except ParameterError as exc:
-        raise UserError(f"{path}: params.{exc}") from None
+    fixed, base_params = spec_base_params(path, data, base)
 
     fit = data.get("fit")
     if not isinstance(fit, dict) or not fit:
-        raise _err(path, "fit", "missing or empty; give a [fit] table of parameter = [low, high] "
-                                "prior ranges (or = \"plausible\")")
+        raise spec_error(path, "fit", "missing or empty; give a [fit] table of parameter = [low, high] "
+                                      "prior ranges (or = \"plausible\")")
     priors: dict[str, tuple[float, float]] = {}
     for k, rng in fit.items():
         key = f"fit.{k}"
@@ -399,34 +345,34 @@ def load_targets(path: Path) -> CalibrationSpec:
             raise UserError(f"{path}: fit.{unknown_message(k)}")
         spec = SPECS[k]
         if spec.type not in (int, float):
-            raise _err(path, key, f"{k} is not a number and cannot be fitted; fix it under "
-                                  "[params]")
+            raise spec_error(path, key, f"{k} is not a number and cannot be fitted; fix it under "
+                                        "[params]")
         if k in fixed:
-            raise _err(path, key, f"{k} is also fixed in [params]; fit it or fix it, not both")
+            raise spec_error(path, key, f"{k} is also fixed in [params]; fit it or fix it, not both")
         if rng == "plausible":
             if spec.plausible is None:
-                raise _err(path, key, f"{k} has no plausible range; give [low, high]")
+                raise spec_error(path, key, f"{k} has no plausible range; give [low, high]")
             low, high = (float(v) for v in spec.plausible)
         elif (isinstance(rng, list) and len(rng) == 2
               and all(isinstance(v, int | float) and not isinstance(v, bool) for v in rng)):
             low, high = float(rng[0]), float(rng[1])
         else:
-            raise _err(path, key, f"expected a prior range [low, high] or \"plausible\", got "
-                                  f"{rng!r}")
+            raise spec_error(path, key, f"expected a prior range [low, high] or \"plausible\", got "
+                                        f"{rng!r}")
         lo, hi = spec.bounds
         if not lo <= low < high <= hi:
             problem = ("low must be below high" if low >= high else
                        f"[{rng[0]}, {rng[1]}] is outside the allowed range {lo} to {hi} "
                        f"({spec.unit})")
             plausible = f"; plausible range {list(spec.plausible)}" if spec.plausible else ""
-            raise _err(path, key, problem + plausible)
+            raise spec_error(path, key, problem + plausible)
         priors[k] = (low, high)
 
     raw_targets = data.get("targets")
     if not isinstance(raw_targets, list) or not raw_targets or not all(
             isinstance(t, dict) for t in raw_targets):
-        raise _err(path, "targets", "missing; give one [[targets]] table per observed figure, "
-                                    "with metric, value or interval, and source")
+        raise spec_error(path, "targets", "missing; give one [[targets]] table per observed figure, "
+                                          "with metric, value or interval, and source")
     targets: list[Target] = []
     seen: set[str] = set()
     for i, t in enumerate(raw_targets, start=1):
@@ -435,20 +381,20 @@ def load_targets(path: Path) -> CalibrationSpec:
             if k not in TARGET_KEYS:
                 near = difflib.get_close_matches(k, TARGET_KEYS, n=1)
                 hint = f"did you mean {near[0]!r}? " if near else ""
-                raise _err(path, f"{key}.{k}", f"unknown key; {hint}allowed: "
-                                               f"{', '.join(TARGET_KEYS)}")
+                raise spec_error(path, f"{key}.{k}", f"unknown key; {hint}allowed: "
+                                                     f"{', '.join(TARGET_KEYS)}")
         metric = t.get("metric")
         if not isinstance(metric, str):
-            raise _err(path, f"{key}.metric", "missing; name a summary metric or a derived "
-                                              "observable")
+            raise spec_error(path, f"{key}.metric", "missing; name a summary metric or a derived "
+                                                    "observable")
         if metric not in known_metrics():
             near = difflib.get_close_matches(metric, known_metrics(), n=3, cutoff=0.5)
             hint = f"did you mean {', '.join(near)}? " if near else ""
-            raise _err(path, f"{key}.metric", f"unknown metric {metric!r}; {hint}use a summary "
-                                              f"metric or one of {', '.join(OBSERVABLES)}")
+            raise spec_error(path, f"{key}.metric", f"unknown metric {metric!r}; {hint}use a summary "
+                                                    f"metric or one of {', '.join(OBSERVABLES)}")
         key = f"targets[{i}] ({metric})"
         if metric in seen:
-            raise _err(path, key, "this metric is targeted twice; give each figure once")
+            raise spec_error(path, key, "this metric is targeted twice; give each figure once")
         seen.add(metric)
         value = _number(path, f"{key}.value", t["value"]) if "value" in t else None
         interval = None
@@ -457,39 +403,39 @@ def load_targets(path: Path) -> CalibrationSpec:
             if (not isinstance(pair, list) or len(pair) != 2
                     or not all(isinstance(v, int | float) and not isinstance(v, bool)
                                for v in pair)):
-                raise _err(path, f"{key}.interval", f"expected [low, high], two numbers, got "
-                                                    f"{pair!r}")
+                raise spec_error(path, f"{key}.interval", f"expected [low, high], two numbers, got "
+                                                          f"{pair!r}")
             interval = (float(pair[0]), float(pair[1]))
             if not interval[0] < interval[1]:
-                raise _err(path, f"{key}.interval", "low must be below high")
+                raise spec_error(path, f"{key}.interval", "low must be below high")
             if value is not None and not interval[0] <= value <= interval[1]:
-                raise _err(path, f"{key}.value", f"{value} lies outside its interval "
-                                                 f"{list(pair)}")
+                raise spec_error(path, f"{key}.value", f"{value} lies outside its interval "
+                                                       f"{list(pair)}")
         tolerance = None
         if "tolerance" in t:
             tolerance = _number(path, f"{key}.tolerance", t["tolerance"])
             if tolerance <= 0:
-                raise _err(path, f"{key}.tolerance", "must be above 0")
+                raise spec_error(path, f"{key}.tolerance", "must be above 0")
             if interval is not None:
-                raise _err(path, f"{key}.tolerance", "give an interval or a tolerance, not both "
-                                                     "(an interval already says how close)")
+                raise spec_error(path, f"{key}.tolerance", "give an interval or a tolerance, not both "
+                                                           "(an interval already says how close)")
         if interval is None:
             if value is None:
-                raise _err(path, key, "no observed figure; give value = X (with tolerance) or "
-                                      "interval = [low, high]")
+                raise spec_error(path, key, "no observed figure; give value = X (with tolerance) or "
+                                            "interval = [low, high]")
             if tolerance is None:
-                raise _err(path, key, "give tolerance = T (how far from the value a simulated "
-                                      "figure may fall) or interval = [low, high]")
+                raise spec_error(path, key, "give tolerance = T (how far from the value a simulated "
+                                            "figure may fall) or interval = [low, high]")
         weight = _number(path, f"{key}.weight", t.get("weight", 1.0))
         if weight <= 0:
-            raise _err(path, f"{key}.weight", "must be above 0")
+            raise spec_error(path, f"{key}.weight", "must be above 0")
         source = t.get("source")
         if not isinstance(source, str) or not source.strip():
-            raise _err(path, f"{key}.source", "missing; say where the figure comes from (a "
-                                              "study, a programme's records)")
+            raise spec_error(path, f"{key}.source", "missing; say where the figure comes from (a "
+                                                    "study, a programme's records)")
         note = t.get("note", "")
         if not isinstance(note, str):
-            raise _err(path, f"{key}.note", "expected text in quotes")
+            raise spec_error(path, f"{key}.note", "expected text in quotes")
         targets.append(Target(metric=metric, value=value, interval=interval,
                               tolerance=tolerance, weight=weight, source=source.strip(),
                               note=note))

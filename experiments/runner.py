@@ -59,7 +59,6 @@ import json
 import math
 import multiprocessing
 import os
-import re
 import sys
 import time
 import tomllib
@@ -77,12 +76,15 @@ from scipy import stats
 from tqdm import tqdm
 
 from model.outputs import KEY_SUMMARY, SUMMARY_LABELS
-from model.parameters import SPECS, ParameterError, Params, unknown_message
+from model.parameters import SPECS, ParameterError, Params
 from model.run import run
 
 from .errors import UserError
 from .manifest import manifest, new_output_dir, write_json
-from .scenarios import ScenarioError, load_scenario
+from .scenarios import load_scenario
+from .specs import base_params as spec_base_params
+from .specs import check_keys, read_toml_spec, spec_error, spec_header, whole
+from .specs import table as spec_table
 
 # --- what to report ------------------------------------------------------------------
 KEY_METRICS: tuple[tuple[str, str, str], ...] = tuple(
@@ -575,29 +577,9 @@ class SweepSpec:
                 yield task_id, params, self.seed + r, self.timeseries
 
 
-def _spec_error(path: Path, key: str, problem: str) -> UserError:
-    return UserError(f"{path}: {key}: {problem}")
-
-
-def _whole(path: Path, data: dict[str, Any], key: str, default: int | None, low: int) -> int:
-    value = data.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise _spec_error(path, key, f"expected a whole number, got {value!r}")
-    if value < low:
-        raise _spec_error(path, key, f"{value} is too small; give {low} or more")
-    return value
-
-
-def _table(path: Path, data: dict[str, Any], key: str) -> dict[str, Any]:
-    value = data.get(key, {})
-    if not isinstance(value, dict):
-        raise _spec_error(path, key, f"expected a [{key}] table of name = value lines")
-    for name in value:
-        if key != "outputs" and name not in SPECS:
-            hint = ("; put sampler and samples at the top level of the file"
-                    if key == "ranges" and name in ("sampler", "samples") else "")
-            raise UserError(f"{path}: {key}.{unknown_message(name)}{hint}")
-    return value
+def _ranges_hint(name: str) -> str:
+    return ("; put sampler and samples at the top level of the file"
+            if name in ("sampler", "samples") else "")
 
 
 def load_spec(path: Path) -> SweepSpec:
@@ -610,91 +592,50 @@ def load_spec(path: Path) -> SweepSpec:
         The validated spec, with every sample's full parameter set checked.
     """
     path = Path(path)
-    if not path.is_file():
-        raise UserError(f"{path}: no such sweep spec; give a .toml file such as "
-                        "experiments/smoke.toml")
-    try:
-        data = tomllib.loads(path.read_bytes().decode("utf-8"))
-    except UnicodeDecodeError:
-        raise UserError(f"{path}: not a text file; a sweep spec is TOML text") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise UserError(f"{path}: not valid TOML ({exc}); check quotes, brackets and "
-                        "'=' signs") from None
-    for key in data:
-        if key not in SPEC_KEYS:
-            import difflib
+    data = read_toml_spec(path, "sweep spec", "experiments/smoke.toml")
+    check_keys(path, data, SPEC_KEYS)
+    name, description, base = spec_header(path, data)
+    replicates = whole(path, data, "replicates", 1, 1)
+    seed = whole(path, data, "seed", 0, 0)
 
-            near = difflib.get_close_matches(key, SPEC_KEYS, n=1)
-            hint = f"did you mean {near[0]!r}? " if near else ""
-            raise _spec_error(path, key, f"unknown key; {hint}allowed keys: "
-                                         f"{', '.join(SPEC_KEYS)}")
-    name = data.get("name", path.stem)
-    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9_-]+", name):
-        raise _spec_error(path, "name", f"{name!r} cannot name a folder; use letters, digits, "
-                                        "_ and -")
-    description = data.get("description", "")
-    if not isinstance(description, str):
-        raise _spec_error(path, "description", "expected text in quotes")
-    base_name = data.get("base", "baseline")
-    if not isinstance(base_name, str) or not base_name:
-        raise _spec_error(path, "base", f"expected a scenario name in quotes, got {base_name!r}")
-    if base_name.endswith(".toml") and (path.parent / base_name).exists():
-        base_name = str(path.parent / base_name)
-    try:
-        base = load_scenario(base_name)
-    except ScenarioError as exc:
-        raise _spec_error(path, "base", str(exc)) from None
-    replicates = _whole(path, data, "replicates", 1, 1)
-    seed = _whole(path, data, "seed", 0, 0)
+    # The whole table's names are checked before any of its values.
+    spec_table(path, data, "params")
+    fixed, base_params = spec_base_params(
+        path, data, base, lists_hint="put lists of values to try under [grid]")
 
-    fixed = _table(path, data, "params")
-    for k, v in fixed.items():
-        if isinstance(v, list | dict):
-            raise _spec_error(path, f"params.{k}", "expected a single value; put lists of "
-                                                   "values to try under [grid]")
-    if "months" in data:
-        if "months" in fixed:
-            raise _spec_error(path, "months", "given both at the top level and in [params]; "
-                                              "give it once")
-        fixed = {**fixed, "months": _whole(path, data, "months", None, 1)}
-    try:
-        base_params = base.params.replace(**fixed)
-    except ParameterError as exc:
-        raise UserError(f"{path}: params.{exc}") from None
-
-    grid = _table(path, data, "grid")
+    grid = spec_table(path, data, "grid")
     grid_values: dict[str, list[Any]] = {}
     for k, values in grid.items():
         if k in fixed:
-            raise _spec_error(path, f"grid.{k}", "also fixed (in [params] or at the top level); "
-                                                 "vary it or fix it, not both")
+            raise spec_error(path, f"grid.{k}", "also fixed (in [params] or at the top level); "
+                                                "vary it or fix it, not both")
         if not isinstance(values, list) or not values:
-            raise _spec_error(path, f"grid.{k}", f"expected a non-empty list of values, e.g. "
-                                                 f"{k} = [{SPECS[k].default!r}], got {values!r}")
+            raise spec_error(path, f"grid.{k}", f"expected a non-empty list of values, e.g. "
+                                                f"{k} = [{SPECS[k].default!r}], got {values!r}")
         checked = []
         for v in values:
             if isinstance(v, list | dict):
-                raise _spec_error(path, f"grid.{k}", f"expected single values, got {v!r}")
+                raise spec_error(path, f"grid.{k}", f"expected single values, got {v!r}")
             try:
                 checked.append(SPECS[k].check(v))
             except ParameterError as exc:
                 raise UserError(f"{path}: grid.{exc}") from None
         if len(set(checked)) < len(checked):
-            raise _spec_error(path, f"grid.{k}", "a value is listed twice; list each once")
+            raise spec_error(path, f"grid.{k}", "a value is listed twice; list each once")
         grid_values[k] = checked
 
-    ranges = _table(path, data, "ranges")
+    ranges = spec_table(path, data, "ranges", hint=_ranges_hint)
     bounds: dict[str, tuple[float, float]] = {}
     for k, pair in ranges.items():
         spec = SPECS[k]
         key = f"ranges.{k}"
         if k in fixed or k in grid_values:
-            raise _spec_error(path, key, "also given in [params] or [grid]; give it once")
+            raise spec_error(path, key, "also given in [params] or [grid]; give it once")
         if spec.type not in (int, float):
-            raise _spec_error(path, key, f"{k} is not a number; list its values under [grid]")
+            raise spec_error(path, key, f"{k} is not a number; list its values under [grid]")
         if (not isinstance(pair, list) or len(pair) != 2
                 or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in pair)):
-            raise _spec_error(path, key, f"expected [low, high], two numbers, got {pair!r}")
+            raise spec_error(path, key, f"expected [low, high], two numbers, got {pair!r}")
         low, high = pair
         lo, hi = spec.bounds
         if not lo <= low < high <= hi:
@@ -702,9 +643,9 @@ def load_spec(path: Path) -> SweepSpec:
                        f"[{low}, {high}] is outside the allowed range {lo} to {hi} "
                        f"({spec.unit})")
             plausible = f"; plausible range {list(spec.plausible)}" if spec.plausible else ""
-            raise _spec_error(path, key, problem + plausible)
+            raise spec_error(path, key, problem + plausible)
         if spec.type is int and not (float(low).is_integer() and float(high).is_integer()):
-            raise _spec_error(path, key, f"{k} is a whole number; give whole-number bounds")
+            raise spec_error(path, key, f"{k} is a whole number; give whole-number bounds")
         bounds[k] = (low, high)
 
     sampler = data.get("sampler")
@@ -712,27 +653,27 @@ def load_spec(path: Path) -> SweepSpec:
         if sampler is None:
             sampler = "latin"
         if sampler not in SAMPLERS:
-            raise _spec_error(path, "sampler", f"{sampler!r} is not one of {', '.join(SAMPLERS)}")
+            raise spec_error(path, "sampler", f"{sampler!r} is not one of {', '.join(SAMPLERS)}")
         if "samples" not in data:
-            raise _spec_error(path, "samples", "missing; [ranges] needs samples = N (points "
-                                               "to draw)")
-        n_samples = _whole(path, data, "samples", None, 1)
+            raise spec_error(path, "samples", "missing; [ranges] needs samples = N (points "
+                                              "to draw)")
+        n_samples = whole(path, data, "samples", None, 1)
     elif "samples" in data or sampler is not None:
-        raise _spec_error(path, "samples" if "samples" in data else "sampler",
-                          "only used with a [ranges] table; add one or remove this key")
+        raise spec_error(path, "samples" if "samples" in data else "sampler",
+                         "only used with a [ranges] table; add one or remove this key")
 
-    outputs = _table(path, data, "outputs")
+    outputs = spec_table(path, data, "outputs", parameters=False)
     for k in outputs:
         if k not in OUTPUT_KEYS:
-            raise _spec_error(path, f"outputs.{k}", f"unknown key; allowed: "
-                                                    f"{', '.join(OUTPUT_KEYS)}")
+            raise spec_error(path, f"outputs.{k}", f"unknown key; allowed: "
+                                                   f"{', '.join(OUTPUT_KEYS)}")
     timeseries = outputs.get("timeseries", False)
     if not isinstance(timeseries, bool):
-        raise _spec_error(path, "outputs.timeseries", "expected true or false")
+        raise spec_error(path, "outputs.timeseries", "expected true or false")
     flush = outputs.get("flush_seconds", 5.0)
     if isinstance(flush, bool) or not isinstance(flush, int | float) or not flush > 0:
-        raise _spec_error(path, "outputs.flush_seconds", f"expected a positive number of "
-                                                         f"seconds, got {flush!r}")
+        raise spec_error(path, "outputs.flush_seconds", f"expected a positive number of "
+                                                        f"seconds, got {flush!r}")
 
     points = [dict(zip(grid_values, combo, strict=True))
               for combo in itertools.product(*grid_values.values())]

@@ -56,7 +56,6 @@ from __future__ import annotations
 import difflib
 import json
 import math
-import re
 import textwrap
 import tomllib
 from concurrent.futures import Executor
@@ -83,7 +82,8 @@ from .runner import (
     prepare_parts,
     run_tasks,
 )
-from .scenarios import ScenarioError, load_scenario
+from .specs import base_params as spec_base_params
+from .specs import check_keys, read_toml_spec, spec_error, spec_header, whole
 
 METHODS = ("morris", "sobol")
 SPEC_KEYS = ("name", "description", "base", "seed", "replicates", "months", "parameters",
@@ -185,19 +185,6 @@ class SensitivitySpec:
         return self.n_base * (2 * d + 2 if self.second_order else d + 2)
 
 
-def _err(path: Path, key: str, problem: str) -> UserError:
-    return UserError(f"{path}: {key}: {problem}")
-
-
-def _whole(path: Path, data: dict[str, Any], key: str, default: int, low: int) -> int:
-    value = data.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise _err(path, key, f"expected a whole number, got {value!r}")
-    if value < low:
-        raise _err(path, key, f"{value} is too small; give {low} or more")
-    return value
-
-
 def _check_factor(path: Path, key: str, name: str) -> None:
     if name not in SPECS:
         raise UserError(f"{path}: {key}: {unknown_message(name)}")
@@ -205,8 +192,8 @@ def _check_factor(path: Path, key: str, name: str) -> None:
     if spec.type not in (int, float):
         kind = f"one of {', '.join(spec.choices)}" if spec.choices else (
             "true/false" if spec.type is bool else "text")
-        raise _err(path, key, f"{name} is {kind}, not a number, so it cannot be a factor; fix "
-                              "it under [params] and run one analysis per value")
+        raise spec_error(path, key, f"{name} is {kind}, not a number, so it cannot be a factor; fix "
+                                    "it under [params] and run one analysis per value")
 
 
 def load_sensitivity_spec(path: Path) -> SensitivitySpec:
@@ -219,88 +206,44 @@ def load_sensitivity_spec(path: Path) -> SensitivitySpec:
         The validated spec.
     """
     path = Path(path)
-    if not path.is_file():
-        raise UserError(f"{path}: no such sensitivity spec; give a .toml file such as "
-                        "experiments/morris-smoke.toml")
-    try:
-        data = tomllib.loads(path.read_bytes().decode("utf-8"))
-    except UnicodeDecodeError:
-        raise UserError(f"{path}: not a text file; a sensitivity spec is TOML text") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise UserError(f"{path}: not valid TOML ({exc}); check quotes, brackets and "
-                        "'=' signs") from None
-    for key in data:
-        if key not in SPEC_KEYS:
-            if key in SPECS:
-                raise _err(path, key, "a parameter: fix it under [params], or make it a factor "
-                                      "in 'parameters' or [ranges]")
-            near = difflib.get_close_matches(key, SPEC_KEYS, n=1)
-            hint = f"did you mean {near[0]!r}? " if near else ""
-            raise _err(path, key, f"unknown key; {hint}allowed keys: {', '.join(SPEC_KEYS)}")
-
-    name = data.get("name", path.stem)
-    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9_-]+", name):
-        raise _err(path, "name", f"{name!r} cannot name a folder; use letters, digits, _ and -")
-    description = data.get("description", "")
-    if not isinstance(description, str):
-        raise _err(path, "description", "expected text in quotes")
-    base_name = data.get("base", "baseline")
-    if not isinstance(base_name, str) or not base_name:
-        raise _err(path, "base", f"expected a scenario name in quotes, got {base_name!r}")
-    if base_name.endswith(".toml") and (path.parent / base_name).exists():
-        base_name = str(path.parent / base_name)
-    try:
-        base = load_scenario(base_name)
-    except ScenarioError as exc:
-        raise _err(path, "base", str(exc)) from None
-    seed = _whole(path, data, "seed", 0, 0)
-    replicates = _whole(path, data, "replicates", 2, 1)
+    data = read_toml_spec(path, "sensitivity spec", "experiments/morris-smoke.toml")
+    check_keys(path, data, SPEC_KEYS, parameter_hint="a parameter: fix it under [params], "
+                                                     "or make it a factor in 'parameters' or "
+                                                     "[ranges]")
+    name, description, base = spec_header(path, data)
+    seed = whole(path, data, "seed", 0, 0)
+    replicates = whole(path, data, "replicates", 2, 1)
     if replicates < 2:
-        raise _err(path, "replicates", "give 2 or more: with one seed per design point the "
-                                       "run-to-run noise cannot be measured or reported")
-    trajectories = _whole(path, data, "trajectories", DEFAULT_TRAJECTORIES, 2)
-    levels = _whole(path, data, "levels", DEFAULT_LEVELS, 2)
+        raise spec_error(path, "replicates", "give 2 or more: with one seed per design point the "
+                                             "run-to-run noise cannot be measured or reported")
+    trajectories = whole(path, data, "trajectories", DEFAULT_TRAJECTORIES, 2)
+    levels = whole(path, data, "levels", DEFAULT_LEVELS, 2)
     if levels % 2:
-        raise _err(path, "levels", f"{levels} is odd; Morris needs an even number of levels "
-                                   "(4 is usual)")
-    n_base = _whole(path, data, "N", DEFAULT_N, 2)
+        raise spec_error(path, "levels", f"{levels} is odd; Morris needs an even number of levels "
+                                         "(4 is usual)")
+    n_base = whole(path, data, "N", DEFAULT_N, 2)
     if n_base & (n_base - 1):
         lower = 1 << (n_base.bit_length() - 1)
-        raise _err(path, "N", f"{n_base} is not a power of two; Sobol sequences need one, "
-                              f"e.g. {lower} or {lower * 2}")
+        raise spec_error(path, "N", f"{n_base} is not a power of two; Sobol sequences need one, "
+                                    f"e.g. {lower} or {lower * 2}")
     second_order = data.get("second_order", False)
     if not isinstance(second_order, bool):
-        raise _err(path, "second_order", f"expected true or false, got {second_order!r}")
+        raise spec_error(path, "second_order", f"expected true or false, got {second_order!r}")
 
-    fixed = data.get("params", {})
-    if not isinstance(fixed, dict):
-        raise _err(path, "params", "expected a [params] table of name = value lines")
-    for k, v in fixed.items():
-        if k not in SPECS:
-            raise UserError(f"{path}: params.{unknown_message(k)}")
-        if isinstance(v, list | dict):
-            raise _err(path, f"params.{k}", f"expected a single value, got {v!r}")
-    if "months" in data:
-        if "months" in fixed:
-            raise _err(path, "months", "given both at the top level and in [params]; give it once")
-        fixed = {**fixed, "months": _whole(path, data, "months", 0, 1)}
-    try:
-        base_params = base.params.replace(**fixed)
-    except ParameterError as exc:
-        raise UserError(f"{path}: params.{exc}") from None
+    fixed, base_params = spec_base_params(path, data, base)
 
     listed = data.get("parameters", [])
     if not isinstance(listed, list) or not all(isinstance(p, str) for p in listed):
-        raise _err(path, "parameters", f"expected a list of parameter names in quotes, got "
-                                       f"{listed!r}")
+        raise spec_error(path, "parameters", f"expected a list of parameter names in quotes, got "
+                                             f"{listed!r}")
     ranges = data.get("ranges", {})
     if not isinstance(ranges, dict):
-        raise _err(path, "ranges", "expected a [ranges] table of name = [low, high] lines")
+        raise spec_error(path, "ranges", "expected a [ranges] table of name = [low, high] lines")
     factors: list[str] = []
     for p in listed:
         _check_factor(path, "parameters", p)
         if p in factors:
-            raise _err(path, "parameters", f"{p} is listed twice; list each parameter once")
+            raise spec_error(path, "parameters", f"{p} is listed twice; list each parameter once")
         factors.append(p)
     for p in ranges:
         _check_factor(path, "ranges", p)
@@ -311,56 +254,56 @@ def load_sensitivity_spec(path: Path) -> SensitivitySpec:
         spec = SPECS[p]
         key = f"ranges.{p}" if p in ranges else "parameters"
         if p in fixed:
-            raise _err(path, key, f"{p} is also fixed in [params]; vary it or fix it, not both")
+            raise spec_error(path, key, f"{p} is also fixed in [params]; vary it or fix it, not both")
         if p in ranges:
             pair = ranges[p]
             if (not isinstance(pair, list) or len(pair) != 2
                     or not all(isinstance(v, int | float) and not isinstance(v, bool)
                                for v in pair)):
-                raise _err(path, key, f"expected [low, high], two numbers, got {pair!r}")
+                raise spec_error(path, key, f"expected [low, high], two numbers, got {pair!r}")
             low, high = float(pair[0]), float(pair[1])
         elif spec.plausible is not None:
             low, high = float(spec.plausible[0]), float(spec.plausible[1])
         else:
-            raise _err(path, key, f"{p} has no plausible range; give one under [ranges]")
+            raise spec_error(path, key, f"{p} has no plausible range; give one under [ranges]")
         lo, hi = spec.bounds
         if not lo <= low < high <= hi:
             problem = ("low must be below high" if low >= high else
                        f"[{pair[0]}, {pair[1]}] is outside the allowed range {lo} to {hi} "
                        f"({spec.unit})")
             plausible = f"; plausible range {list(spec.plausible)}" if spec.plausible else ""
-            raise _err(path, key, problem + plausible)
+            raise spec_error(path, key, problem + plausible)
         bounds.append((low, high))
     if not factors:
-        raise _err(path, "parameters", "no factors; list parameter names in 'parameters' or "
-                                       "give a [ranges] table")
+        raise spec_error(path, "parameters", "no factors; list parameter names in 'parameters' or "
+                                             "give a [ranges] table")
     if len(factors) < 2:
-        raise _err(path, "parameters", "give at least two factors to compare")
+        raise spec_error(path, "parameters", "give at least two factors to compare")
 
     outcomes = data.get("outcomes", list(DEFAULT_OUTCOMES))
     if (not isinstance(outcomes, list) or not outcomes
             or not all(isinstance(o, str) for o in outcomes)):
-        raise _err(path, "outcomes", f"expected a non-empty list of summary metric names, got "
-                                     f"{outcomes!r}")
+        raise spec_error(path, "outcomes", f"expected a non-empty list of summary metric names, got "
+                                           f"{outcomes!r}")
     for o in outcomes:
         if o not in SUMMARY_DEFINITIONS:
             near = difflib.get_close_matches(o, list(SUMMARY_DEFINITIONS), n=3, cutoff=0.5)
             hint = f"did you mean {', '.join(near)}? " if near else ""
-            raise _err(path, "outcomes", f"unknown summary metric {o!r}; {hint}(the metrics are "
-                                         "listed in model/outputs.py, SUMMARY_DEFINITIONS)")
+            raise spec_error(path, "outcomes", f"unknown summary metric {o!r}; {hint}(the metrics are "
+                                               "listed in model/outputs.py, SUMMARY_DEFINITIONS)")
     if len(set(outcomes)) < len(outcomes):
-        raise _err(path, "outcomes", "a metric is listed twice; list each once")
+        raise spec_error(path, "outcomes", "a metric is listed twice; list each once")
 
     outputs = data.get("outputs", {})
     if not isinstance(outputs, dict):
-        raise _err(path, "outputs", "expected an [outputs] table")
+        raise spec_error(path, "outputs", "expected an [outputs] table")
     for k in outputs:
         if k not in OUTPUT_KEYS:
-            raise _err(path, f"outputs.{k}", f"unknown key; allowed: {', '.join(OUTPUT_KEYS)}")
+            raise spec_error(path, f"outputs.{k}", f"unknown key; allowed: {', '.join(OUTPUT_KEYS)}")
     flush = outputs.get("flush_seconds", 5.0)
     if isinstance(flush, bool) or not isinstance(flush, int | float) or not flush > 0:
-        raise _err(path, "outputs.flush_seconds", f"expected a positive number of seconds, got "
-                                                  f"{flush!r}")
+        raise spec_error(path, "outputs.flush_seconds", f"expected a positive number of seconds, got "
+                                                        f"{flush!r}")
     return SensitivitySpec(path=path, data=data, name=name, description=description,
                            base=base.name, base_params=base_params, factors=tuple(factors),
                            bounds=tuple(bounds), outcomes=tuple(outcomes),
