@@ -16,6 +16,7 @@ import dataclasses
 import difflib
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 FUNDING_SCHEMES = ("fixed", "short_cycles", "long_term", "rolling", "none")
@@ -556,6 +557,10 @@ class Params:
         for spec in SPECS.values():
             value = spec.check(getattr(self, spec.name))
             object.__setattr__(self, spec.name, value)
+        if self.network_file and not Path(self.network_file).is_file():
+            raise ParameterError(
+                f"network_file: {self.network_file} does not exist; give the path of an "
+                "edge-list or GraphML file, or leave it empty")
         if sum(getattr(self, f"budget_{line}") for line in BUDGET_LINES) <= 0:
             raise ParameterError(
                 "budget_*: all budget weights are zero; give at least one a positive weight"
