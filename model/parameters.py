@@ -313,6 +313,11 @@ class Params:
     learning_rate: float = par(0.03, "per month", (0.0, 0.5), (0.01, 0.06),
                                "Monthly growth of a worker's skill with experience.",
                                '"Training and capacity-building"', "recovery")
+    wellbeing_noise: float = par(0.02, "wellbeing (sd per month)", (0.0, 0.2), (0.0, 0.05),
+                                 "Month-to-month random variation of wellbeing in care and after "
+                                 "return: recovery is unpredictable.",
+                                 '"Length of funding" (long and unpredictable periods); assumption '
+                                 "for the size", "recovery")
     skill_gain: float = par(0.04, "per month", (0.0, 0.5), (0.01, 0.08),
                             "Monthly growth of a child's skills (school, livelihood) in care.",
                             '"Reintegration"', "recovery")
@@ -428,6 +433,10 @@ class Params:
                                       "Reduction of the hazard while a community care committee "
                                       "(rather than staff) follows the child up.",
                                       '"support and work with the local community"', "re-exploitation")
+    revictimisation_harm: float = par(0.1, "wellbeing", (0.0, 1.0), (0.0, 0.2),
+                                      "Loss of wellbeing when a child is exploited again.",
+                                      '"Victim/survivor" (re-victimisation); assumption for the size',
+                                      "re-exploitation")
     stable_risk_factor: float = par(0.3, "relative hazard", (0.0, 1.0), (0.1, 0.6),
                                     "Hazard of a stably reintegrated child relative to a "
                                     "returning one.", ASSUMPTION, "re-exploitation")

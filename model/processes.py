@@ -28,7 +28,6 @@ if TYPE_CHECKING:
     from .reintegration import ReintegrationModel
 
 RETURNED = (REINTEGRATING, REINTEGRATED)
-NOISE_SD = 0.02  # month-to-month variation in wellbeing: recovery is unpredictable
 
 
 def _in(stage: np.ndarray, *stages: int) -> np.ndarray:
@@ -368,7 +367,7 @@ def recovery_in_care(model: ReintegrationModel, rng: np.random.Generator) -> Non
     pressure = np.minimum(1.0, p.caseload_standard / np.maximum(st.caseload[w], 1)) ** p.caseload_pressure
     gain = (p.recovery_rate * st.skill[w] * (0.3 + 0.7 * ch.bond[cared]) * fit * pressure
             * (0.5 + ch.resilience[cared]) * (1.0 - ch.wellbeing[cared]))
-    noise = rng.normal(0.0, NOISE_SD, len(cared))
+    noise = rng.normal(0.0, p.wellbeing_noise, len(cared))
     ch.wellbeing[cared] = np.clip(ch.wellbeing[cared] + gain + noise, 0.0, 1.0)
     ch.bond[cared] += p.bond_growth * (1.0 - ch.bond[cared])
     ch.skills[cared] += p.skill_gain * (1.0 - ch.skills[cared])
@@ -428,7 +427,7 @@ def reintegration(model: ReintegrationModel, rng: np.random.Generator) -> None:
               + 0.1 * ch.skills[back] + 0.1 * fam.resources[ch.household[back]]
               + 0.2 * ch.resilience[back] + p.followup_effect * supported
               - p.abandonment_effect * (ch.withdrawn[back] & ~ch.handed[back] & ~supported))
-    noise = rng.normal(0.0, NOISE_SD, len(back))
+    noise = rng.normal(0.0, p.wellbeing_noise, len(back))
     ch.wellbeing[back] = np.clip(
         ch.wellbeing[back] + p.reintegration_adjust * (target - ch.wellbeing[back]) + noise,
         0.0, 1.0)
@@ -472,7 +471,7 @@ def re_exploitation(model: ReintegrationModel, rng: np.random.Generator) -> None
               * np.where(ch.stage[back] == REINTEGRATED, p.stable_risk_factor, 1.0))
     hit = back[rng.random(len(back)) < np.clip(hazard, 0.0, 1.0)]
     ch.reexploit_count[hit] += 1
-    ch.wellbeing[hit] = np.maximum(0.0, ch.wellbeing[hit] - 0.1)
+    ch.wellbeing[hit] = np.maximum(0.0, ch.wellbeing[hit] - p.revictimisation_harm)
     ch.followup[hit] = False
     ch.committee_followup[hit] = False
     ch.alt_care[hit] = False
