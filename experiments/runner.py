@@ -710,7 +710,7 @@ def _describe(point: dict[str, Any]) -> str:
 
 
 # --- sweep output ------------------------------------------------------------------------
-def _atomic_write(path: Path, write: Callable[[Any], None]) -> None:
+def atomic_write(path: Path, write: Callable[[Any], None]) -> None:
     """Write through a hidden temporary file and rename: the file is whole or absent."""
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
     with open(tmp, "wb") as fh:
@@ -776,9 +776,9 @@ class PartWriter:
         if self.series:
             ts = pa.table({k: np.concatenate([s[k] for s in self.series])
                            for k in self.series[0]})
-            _atomic_write(self.ts_dir / name, lambda fh: pq.write_table(ts, fh))
+            atomic_write(self.ts_dir / name, lambda fh: pq.write_table(ts, fh))
         runs = pa.Table.from_pylist(self.rows)
-        _atomic_write(self.runs_dir / name, lambda fh: pq.write_table(runs, fh))
+        atomic_write(self.runs_dir / name, lambda fh: pq.write_table(runs, fh))
         self.written += len(self.rows)
         self.batch += 1
         self.rows, self.series = [], []
@@ -808,7 +808,7 @@ def _tidy_parts(runs_dir: Path, ts_dir: Path) -> None:
             orphan.unlink()
 
 
-def _finished(spec: SweepSpec, runs_dir: Path) -> set[int]:
+def finished_tasks(spec: SweepSpec, runs_dir: Path) -> set[int]:
     """Task ids already on disk, checked against the parameters the spec gives now."""
     import pyarrow.parquet as pq
 
@@ -868,12 +868,12 @@ def sweep(spec: Path, jobs: int | None, out: str | Path | None, resume: bool,
     with executor_for(executor, jobs, scheduler) as (ex, described, default_window):
         out_dir = Path(out) if resume else new_output_dir(f"sweep-{sp.name}", out)
         if not resume:
-            _atomic_write(out_dir / "spec.toml", lambda fh: fh.write(sp.path.read_bytes()))
+            atomic_write(out_dir / "spec.toml", lambda fh: fh.write(sp.path.read_bytes()))
         runs_dir, ts_dir = prepare_parts(out_dir)
-        done = _finished(sp, runs_dir)
+        done = finished_tasks(sp, runs_dir)
         samples = pd.DataFrame([{"sample_id": i, "param_hash": h, **s} for i, (s, h) in
                                 enumerate(zip(sp.samples, sp.sample_hashes, strict=True))])
-        _atomic_write(out_dir / "samples.csv",
+        atomic_write(out_dir / "samples.csv",
                       lambda fh: fh.write(samples.to_csv(index=False).encode()))
         info = _sweep_info(sp, out_dir, resume)
         write_json(out_dir / "manifest.json", manifest(command, **info, status="running",
@@ -882,8 +882,8 @@ def sweep(spec: Path, jobs: int | None, out: str | Path | None, resume: bool,
         elapsed = run_tasks(sp, ex, window or default_window, runs_dir, ts_dir, done, sp.name)
 
     results = collect_results(sp, runs_dir, "sweep")
-    _atomic_write(out_dir / "results.parquet", lambda fh: results.to_parquet(fh, index=False))
-    _atomic_write(out_dir / "runs.csv",
+    atomic_write(out_dir / "results.parquet", lambda fh: results.to_parquet(fh, index=False))
+    atomic_write(out_dir / "runs.csv",
                   lambda fh: fh.write(results.to_csv(index=False).encode()))
     files = ["results.parquet", "runs.csv", "samples.csv", "spec.toml", "manifest.json",
              "parts/"]

@@ -74,10 +74,10 @@ from .manifest import manifest, new_output_dir, write_json
 from .runner import (
     KEY_METRICS,
     SweepSpec,
-    _atomic_write,
-    _finished,
+    atomic_write,
     collect_results,
     executor_for,
+    finished_tasks,
     param_hash,
     prepare_parts,
     run_tasks,
@@ -763,15 +763,15 @@ def sensitivity(spec: Path, method: str, jobs: int | None, out: str | Path | Non
     with executor_for(executor, jobs, scheduler) as (ex, described, default_window):
         out_dir = Path(out) if resume else new_output_dir(f"sensitivity-{sp.name}-{method}", out)
         if not resume:
-            _atomic_write(out_dir / "spec.toml", lambda fh: fh.write(sp.path.read_bytes()))
+            atomic_write(out_dir / "spec.toml", lambda fh: fh.write(sp.path.read_bytes()))
         runs_dir, ts_dir = prepare_parts(out_dir)
-        done = _finished(sw, runs_dir)
+        done = finished_tasks(sw, runs_dir)
         drawn = pd.DataFrame(x, columns=[f"{p}_drawn" for p in sp.factors])
         used = pd.DataFrame(list(sw.samples))
         design_table = pd.concat([pd.DataFrame({"sample_id": np.arange(len(x)),
                                                 "param_hash": sw.sample_hashes}), used, drawn],
                                  axis=1)
-        _atomic_write(out_dir / "design.csv",
+        atomic_write(out_dir / "design.csv",
                       lambda fh: fh.write(design_table.to_csv(index=False).encode()))
         info = _info(sp, method, sw)
         write_json(out_dir / "manifest.json", manifest(command, **info, status="running",
@@ -783,20 +783,20 @@ def sensitivity(spec: Path, method: str, jobs: int | None, out: str | Path | Non
     indices, noise, s2 = indices_and_noise(sp, method, x, results)
     agenda = learning_agenda(indices, method)
 
-    _atomic_write(out_dir / "results.parquet", lambda fh: results.to_parquet(fh, index=False))
+    atomic_write(out_dir / "results.parquet", lambda fh: results.to_parquet(fh, index=False))
     slim = results[["task_id", "sample_id", "replicate", "seed", "param_hash", *sp.factors,
                     *sp.outcomes]]
     files = ["indices.csv", "noise.csv", "learning_agenda.csv", "learning_agenda.md"]
     for name, table in (("indices.csv", indices), ("noise.csv", noise),
                         ("learning_agenda.csv", agenda),
                         ("runs.csv", slim)):
-        _atomic_write(out_dir / name, lambda fh, t=table: fh.write(t.to_csv(index=False).encode()))
+        atomic_write(out_dir / name, lambda fh, t=table: fh.write(t.to_csv(index=False).encode()))
     if len(s2):
-        _atomic_write(out_dir / "indices_second_order.csv",
+        atomic_write(out_dir / "indices_second_order.csv",
                       lambda fh: fh.write(s2.to_csv(index=False).encode()))
         files.append("indices_second_order.csv")
     text = agenda_markdown(sp, method, agenda, noise, indices, sw.n_tasks)
-    _atomic_write(out_dir / "learning_agenda.md", lambda fh: fh.write(text.encode()))
+    atomic_write(out_dir / "learning_agenda.md", lambda fh: fh.write(text.encode()))
     noise_by = noise.set_index("metric")
     for metric in indices["metric"].unique():
         png = f"indices-{metric}.png"
