@@ -655,17 +655,11 @@ def _sampler(jobs: int | None, scheduler: str | None) -> tuple[Any, str, Any]:
     """The pyabc sampler for the request, a description, and a client to close (or None)."""
     import pyabc
 
-    address = scheduler or os.environ.get("DASK_SCHEDULER_ADDRESS")
-    if address:
-        from distributed import Client
+    from .runner import connect_dask, scheduler_address
 
-        try:
-            client = Client(address, timeout="10s")
-        except (OSError, TimeoutError, ValueError) as exc:
-            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            raise UserError(f"--scheduler {address}: cannot reach a Dask scheduler ({reason}); "
-                            "check the address, or start one with 'dask scheduler' and "
-                            "'dask worker ADDRESS'") from None
+    address = scheduler_address(scheduler)
+    if address:
+        client = connect_dask(address)
         threads = sum(client.nthreads().values()) or 1
         return (pyabc.sampler.DaskDistributedSampler(dask_client=client),
                 f"Dask scheduler {address} ({threads} worker threads)", client)

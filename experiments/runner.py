@@ -185,6 +185,24 @@ def _check_jobs(jobs: int | None) -> int:
     return jobs
 
 
+def scheduler_address(scheduler: str | None) -> str | None:
+    """The Dask scheduler to use: ``--scheduler``, else ``DASK_SCHEDULER_ADDRESS``, else None."""
+    return scheduler or os.environ.get("DASK_SCHEDULER_ADDRESS") or None
+
+
+def connect_dask(address: str):
+    """A ``distributed.Client`` for ``address``, or a one-line UserError if it can't connect."""
+    from distributed import Client
+
+    try:
+        return Client(address, timeout="10s")
+    except (OSError, TimeoutError, ValueError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise UserError(f"--scheduler {address}: cannot reach a Dask scheduler ({reason}); "
+                        "check the address, or start one with 'dask scheduler' and "
+                        "'dask worker ADDRESS'") from None
+
+
 @contextmanager
 def open_executor(jobs: int | None, scheduler: str | None = None
                   ) -> Iterator[tuple[Executor, str, int]]:
@@ -199,17 +217,9 @@ def open_executor(jobs: int | None, scheduler: str | None = None
     Yields:
         ``(executor, description, window)``.
     """
-    address = scheduler or os.environ.get("DASK_SCHEDULER_ADDRESS")
+    address = scheduler_address(scheduler)
     if address:
-        from distributed import Client
-
-        try:
-            client = Client(address, timeout="10s")
-        except (OSError, TimeoutError, ValueError) as exc:
-            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            raise UserError(f"--scheduler {address}: cannot reach a Dask scheduler ({reason}); "
-                            "check the address, or start one with 'dask scheduler' and "
-                            "'dask worker ADDRESS'") from None
+        client = connect_dask(address)
         try:
             threads = sum(client.nthreads().values()) or 1
             yield (client.get_executor(pure=False),
