@@ -110,6 +110,21 @@ def _collect_outputs(model) -> None:
     model.events()
 
 
+def _step_counting(model, months: int) -> tuple[int, list[int], list[int]]:
+    """Step ``model`` month by month (what ``model.run()`` does), counting agents.
+
+    Returns:
+        Agents at the start, and agents and children at the end of every month.
+    """
+    start = len(model.agents)
+    agents, children = [], []
+    for _ in range(months):
+        model.step()
+        agents.append(len(model.agents))
+        children.append(len(model.children))
+    return start, agents, children
+
+
 def count_agent_months(n_children: int, months: int, seed: int) -> dict[str, Any]:
     """Count agents and agent-months of a run by stepping it once, untimed.
 
@@ -127,12 +142,7 @@ def count_agent_months(n_children: int, months: int, seed: int) -> dict[str, Any
     from model.reintegration import ReintegrationModel
 
     model = ReintegrationModel(rng=seed, n_children=n_children, months=months)
-    start = len(model.agents)
-    agents, children = [], []
-    for _ in range(months):
-        model.step()
-        agents.append(len(model.agents))
-        children.append(len(model.children))
+    start, agents, children = _step_counting(model, months)
     _collect_outputs(model)
     by_type = {cls.__name__: len(s) for cls, s in model.agents_by_type.items()}
     return {
@@ -334,12 +344,7 @@ def large_worker(n_children: int, months: int, seed: int) -> dict[str, Any]:
     t0 = time.perf_counter()
     model = ReintegrationModel(rng=seed, n_children=n_children, months=months)
     t1 = time.perf_counter()
-    start = len(model.agents)
-    agents, children = [], []
-    for _ in range(months):
-        model.step()
-        agents.append(len(model.agents))
-        children.append(len(model.children))
+    start, agents, children = _step_counting(model, months)
     t2 = time.perf_counter()
     _collect_outputs(model)
     t3 = time.perf_counter()
