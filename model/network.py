@@ -19,6 +19,7 @@ import networkx as nx
 import numpy as np
 
 from .parameters import ParameterError, Params
+from .store import group_rank
 
 
 @dataclass
@@ -70,25 +71,46 @@ class Network:
         """
         if peers_per_child == 0 or len(children) == 0:
             return
-        order = np.argsort(community, kind="stable")  # by community, then by id
-        counts = np.bincount(community, minlength=self.n_communities)
-        offsets = np.concatenate([[0], np.cumsum(counts)[:-1]])
-        position = np.empty(len(community), np.int64)
-        position[order] = np.arange(len(community))
         com = community[children]
-        rank = position[children] - offsets[com]  # earlier children in the same community
+        rank = self._register(children, community)  # earlier children in the same community
         draws = (rng.random((len(children), peers_per_child)) * rank[:, None]).astype(np.int64)
-        src = np.repeat(children, peers_per_child)
-        dst = order[np.repeat(offsets[com], peers_per_child) + draws.ravel()]
         keep = np.repeat(rank > 0, peers_per_child)
-        src, dst = src[keep], dst[keep]
+        src = np.repeat(children, peers_per_child)[keep]
         if len(src) == 0:
             return
+        dst = self._members[np.repeat(com, peers_per_child)[keep], draws.ravel()[keep]]
         n = int(len(community))
         key = np.unique(src * n + dst)  # drop duplicate draws
         src, dst = key // n, key % n
         self.peer_src = np.concatenate([self.peer_src, src, dst])
         self.peer_dst = np.concatenate([self.peer_dst, dst, src])
+
+    def _register(self, children: np.ndarray, community: np.ndarray) -> np.ndarray:
+        """File new children under their community, in id order; return each one's rank.
+
+        ``self._members[c, :self._count[c]]`` are the children of community ``c`` so far,
+        by id, so a new child's rank is the number of earlier children in its community
+        and its peers are drawn by rank without sorting all children every month.
+        """
+        n_com = self.n_communities
+        first = int(children[0])
+        if getattr(self, "_registered", -1) != first:  # (re)build from all earlier children
+            self._count = np.zeros(n_com, np.int64)
+            self._members = np.zeros((n_com, 16), np.int64)
+            self._registered = 0
+            if first:
+                self._register(np.arange(first), community)
+        com = community[children]
+        rank = self._count[com] + group_rank(com)
+        need = int(rank.max()) + 1
+        if need > self._members.shape[1]:
+            grown = np.zeros((n_com, max(need, 2 * self._members.shape[1])), np.int64)
+            grown[:, : self._members.shape[1]] = self._members
+            self._members = grown
+        self._members[com, rank] = children
+        self._count += np.bincount(com, minlength=n_com)
+        self._registered = int(children[-1]) + 1
+        return rank
 
     def to_graph(self, child_household: np.ndarray | None = None) -> nx.Graph:
         """The whole network as a networkx graph with ``kind`` and ``community`` attributes.

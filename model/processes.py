@@ -23,6 +23,7 @@ from .agents import (
     REINTEGRATED,
     REINTEGRATING,
 )
+from .store import group_rank
 
 if TYPE_CHECKING:
     from .reintegration import ReintegrationModel
@@ -395,8 +396,8 @@ def reintegration(model: ReintegrationModel, rng: np.random.Generator) -> None:
     care = np.flatnonzero(ch.stage == IN_CARE)
     ready = care[(ch.months_in_stage[care] >= p.min_months_in_care)
                  & (ch.wellbeing[care] >= p.readiness_wellbeing)]
-    home = ready[fam.acceptance[ch.household[ready]] >= p.acceptance_min]
-    other = np.setdiff1d(ready, home)
+    accepted = fam.acceptance[ch.household[ready]] >= p.acceptance_min
+    home, other = ready[accepted], ready[~accepted]
     alt = other[rng.random(len(other)) < p.alternative_care_rate]
     ch.alt_care[alt] = True
     leaving = np.concatenate([home, alt])
@@ -414,12 +415,8 @@ def reintegration(model: ReintegrationModel, rng: np.random.Generator) -> None:
     rest = order[~ch.followup[order]]
     # Handed-over children first, then the most recently returned.
     rest = rest[np.argsort(~ch.handed[rest], kind="stable")]
-    spare = model.committee_capacity().copy()
     com = ch.community[rest]
-    for c in np.unique(com).tolist():
-        k = int(spare[c])
-        if k > 0:
-            ch.committee_followup[rest[com == c][:k]] = True
+    ch.committee_followup[rest[group_rank(com) < model.committee_capacity()[com]]] = True
     supported = ch.followup[back] | ch.committee_followup[back]
     acc = np.where(ch.alt_care[back], p.alternative_care_acceptance,
                    fam.acceptance[ch.household[back]])
@@ -516,3 +513,9 @@ PROCESSES = (
     unassisted_recovery,
 )
 """The monthly schedule, in order."""
+
+CHANGES_DERIVED_STATE = frozenset({funding, staffing, community_capacity, stigma_dynamics,
+                                   family_work})
+"""Processes that change what ``ReintegrationModel`` keeps between processes within a
+step (employed community workers, committee capacity, community stigma). The others
+change only children and caseloads."""

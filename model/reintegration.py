@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import heapq
 from typing import Any
 
 import mesa
@@ -88,6 +89,9 @@ class ReintegrationModel(mesa.Model):
         self.pending_hires: list[tuple[int, int]] = []
         self._event_parts: list[tuple[np.ndarray, ...]] = []
         self.now: dict[str, float] = {}
+        # Derived state (community stigma, committee capacity, community workers), kept
+        # within one step between the processes that change it; None outside ``step``.
+        self._memo: dict[str, Any] | None = None
 
         self.schedule: FundingSchedule = funding_schedule(p, p.months, self.streams["funding_schedule"])
         self.network: Network = build_network(p, self.streams["network"])
@@ -233,19 +237,30 @@ class ReintegrationModel(mesa.Model):
         load = st.caseload[workers].tolist()
         special = st.specialist[workers].tolist()
         severe = ch.severe_trauma[children].tolist()
+        # Heaps of (caseload, position) below the limit: the top is the least-loaded
+        # worker, the first in ``workers`` among equals. Entries whose caseload has
+        # changed since are stale and dropped when they reach the top.
+        anyone = [(c, j) for j, c in enumerate(load) if c < limit]
+        specialists = [(c, j) for j, c in enumerate(load) if c < limit and special[j]]
+        heapq.heapify(anyone)
+        heapq.heapify(specialists)
         chosen, done = [], []
         for child, sev in zip(children.tolist(), severe, strict=True):
-            best = best_spec = -1
-            for j, c in enumerate(load):
-                if c < limit:
-                    if best < 0 or c < load[best]:
-                        best = j
-                    if special[j] and (best_spec < 0 or c < load[best_spec]):
-                        best_spec = j
-            if best < 0:
+            while anyone and anyone[0][0] != load[anyone[0][1]]:
+                heapq.heappop(anyone)
+            if not anyone:
                 break
-            j = best_spec if sev and best_spec >= 0 else best
+            j = anyone[0][1]
+            if sev:
+                while specialists and specialists[0][0] != load[specialists[0][1]]:
+                    heapq.heappop(specialists)
+                if specialists:
+                    j = specialists[0][1]
             load[j] += 1
+            if load[j] < limit:
+                heapq.heappush(anyone, (load[j], j))
+                if special[j]:
+                    heapq.heappush(specialists, (load[j], j))
             chosen.append(ids[j])
             done.append(child)
         done_arr = np.array(done, np.int64)
@@ -262,6 +277,8 @@ class ReintegrationModel(mesa.Model):
             community = self._next_community()
         idx = self.staff.append(1, role=role, specialist=specialist, skill=skill,
                                 community=community)
+        if self._memo is not None:
+            self._memo.pop("community_workers", None)
         self.staff_agents.append(Professional(self, int(idx[0])))
 
     def _next_community(self) -> int:
@@ -292,10 +309,16 @@ class ReintegrationModel(mesa.Model):
         return int(self._employed(COUNSELLOR).sum())
 
     def community_workers(self) -> np.ndarray:
-        """Community workers employed now, per community."""
+        """Community workers employed now, per community (do not modify the result)."""
+        memo = self._memo
+        if memo is not None and "community_workers" in memo:
+            return memo["community_workers"]
         st = self.staff
         mask = self._employed(COMMUNITY_WORKER)
-        return np.bincount(st.community[mask], minlength=self.network.n_communities)
+        workers = np.bincount(st.community[mask], minlength=self.network.n_communities)
+        if memo is not None:
+            memo["community_workers"] = workers
+        return workers
 
     def support_level(self) -> float:
         """Staff support per worker relative to ``support_cost`` (0-1)."""
@@ -312,14 +335,20 @@ class ReintegrationModel(mesa.Model):
         return float(min(1.0, p.coordination + boost))
 
     def committee_capacity(self) -> np.ndarray:
-        """Children each community's care committee can follow up."""
+        """Children each community's care committee can follow up (do not modify)."""
+        memo = self._memo
+        if memo is not None and "committee_capacity" in memo:
+            return memo["committee_capacity"]
         net, fam, lead = self.network, self.families, self.leaders
         members = np.bincount(net.community[: net.n_households][fam.committee],
                               minlength=net.n_communities)
         if len(lead):
             members = members + np.bincount(net.community[net.n_households:][lead.committee],
                                             minlength=net.n_communities)
-        return np.floor(members * self.params.committee_children_per_member)
+        capacity = np.floor(members * self.params.committee_children_per_member)
+        if memo is not None:
+            memo["committee_capacity"] = capacity
+        return capacity
 
     def committee_load(self) -> np.ndarray:
         """Children each community's committee follows up now."""
@@ -368,12 +397,18 @@ class ReintegrationModel(mesa.Model):
             self.leaders.stigma = s[h:]
 
     def community_stigma(self) -> np.ndarray:
-        """Mean stigma belief of each community's households and leaders."""
+        """Mean stigma belief of each community's households and leaders (do not modify)."""
+        memo = self._memo
+        if memo is not None and "community_stigma" in memo:
+            return memo["community_stigma"]
         net = self.network
         s = self.beliefs()
         total = np.bincount(net.community, weights=s, minlength=net.n_communities)
         count = np.bincount(net.community, minlength=net.n_communities)
-        return total / np.maximum(count, 1)
+        mean = total / np.maximum(count, 1)
+        if memo is not None:
+            memo["community_stigma"] = mean
+        return mean
 
     def felt_stigma(self, idx: np.ndarray) -> np.ndarray:
         """Stigma a child feels: the mean of their family's and their community's belief."""
@@ -387,8 +422,11 @@ class ReintegrationModel(mesa.Model):
         if len(net.peer_src) == 0:
             return np.zeros(n)
         hits = np.bincount(net.peer_src, weights=mask[net.peer_dst], minlength=n)
-        deg = np.bincount(net.peer_src, minlength=n)
-        return hits / np.maximum(deg, 1)
+        cached = getattr(self, "_peer_degree", None)
+        if cached is None or cached[0] != len(net.peer_src) or len(cached[1]) != n:
+            cached = (len(net.peer_src), np.maximum(np.bincount(net.peer_src, minlength=n), 1))
+            self._peer_degree = cached
+        return hits / cached[1]
 
     # --- the schedule --------------------------------------------------------------
     def step(self) -> None:
@@ -398,12 +436,19 @@ class ReintegrationModel(mesa.Model):
                                   "families_supported", "followed_up",
                                   "committee_followed_up"), 0)
         self.spend = 0.0
+        self._memo = memo = {}
         for process in processes.PROCESSES:
-            process(self, self.streams[process.__name__])
+            if process in processes.CHANGES_DERIVED_STATE:
+                memo.clear()
+                process(self, self.streams[process.__name__])
+                memo.clear()
+            else:
+                process(self, self.streams[process.__name__])
         self._account_spend()
         self.children.months_in_stage[:] += 1
         self._snapshot_for_sustainability()
         self.stats = month_stats(self)
+        self._memo = None
         self.datacollector.collect(self)
         self.month += 1
         if self.month >= self.horizon:

@@ -9,7 +9,10 @@ class Store:
     """Named arrays that grow together (amortised doubling) as agents are added.
 
     ``store.name`` is a view of the first ``len(store)`` entries, so in-place updates
-    (``store.wellbeing[mask] += x``) write through.
+    (``store.wellbeing[mask] += x``) write through, and ``store.name = values`` assigns
+    into the array. The views are kept as plain instance attributes and renewed when
+    entries are added, so reading a field costs one attribute lookup: the monthly
+    processes read fields a few hundred times a month.
     """
 
     def __init__(self, fields: dict[str, tuple[type, object]], capacity: int = 16) -> None:
@@ -24,20 +27,32 @@ class Store:
         object.__setattr__(self, "_data", {
             name: np.full(max(capacity, 1), fill, dtype) for name, (dtype, fill) in fields.items()
         })
+        self._renew_views()
+
+    def _renew_views(self) -> None:
+        n, put = self._n, object.__setattr__
+        for name, arr in self._data.items():
+            put(self, name, arr[:n])
 
     def __len__(self) -> int:
         return self._n
 
-    def __getattr__(self, name: str) -> np.ndarray:
-        if name.startswith("_"):  # not a field (also keeps pickle and copy working)
-            raise AttributeError(name)
-        try:
-            return self._data[name][: self._n]
-        except KeyError:
-            raise AttributeError(name) from None
+    def __getattr__(self, name: str) -> np.ndarray:  # only reached for unknown names
+        raise AttributeError(name)
 
     def __setattr__(self, name: str, value) -> None:
+        if name not in self._data:
+            raise AttributeError(f"{name} is not a field of this store")
         self._data[name][: self._n] = value
+
+    def __getstate__(self) -> dict:
+        return {"fields": self._fields, "n": self._n, "data": self._data}
+
+    def __setstate__(self, state: dict) -> None:
+        object.__setattr__(self, "_fields", state["fields"])
+        object.__setattr__(self, "_n", state["n"])
+        object.__setattr__(self, "_data", state["data"])
+        self._renew_views()
 
     def append(self, n: int, **values) -> np.ndarray:
         """Add ``n`` entries with the given values (others take their fill value).
@@ -58,8 +73,26 @@ class Store:
         for name, value in values.items():
             self._data[name][start:end] = value
         object.__setattr__(self, "_n", end)
+        self._renew_views()
         return np.arange(start, end)
 
     def columns(self) -> dict[str, np.ndarray]:
         """Copies of all arrays, by name."""
         return {name: arr[: self._n].copy() for name, arr in self._data.items()}
+
+
+def group_rank(keys: np.ndarray) -> np.ndarray:
+    """For each entry, how many earlier entries (by position) share its key.
+
+    ``group_rank([2, 0, 2, 2, 0])`` is ``[0, 0, 1, 2, 1]``: a vectorised "cumcount", used
+    to take the first few entries of every group at once.
+    """
+    k = len(keys)
+    order = np.argsort(keys, kind="stable")
+    ordered = keys[order]
+    position = np.arange(k)
+    first = np.ones(k, bool)
+    np.not_equal(ordered[1:], ordered[:-1], out=first[1:])
+    rank = np.empty(k, np.int64)
+    rank[order] = position - np.maximum.accumulate(np.where(first, position, 0))
+    return rank

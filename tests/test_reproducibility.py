@@ -78,3 +78,30 @@ def test_seed_recorded_and_stepwise_equals_full_run():
         m.step()
     full = ReintegrationModel(rng=11, **PARAMS).run()
     assert nan_equal(m.summary(), full.summary())
+
+
+class _NoMemo(ReintegrationModel):
+    """The model with the within-step memo of derived state switched off."""
+
+    @property
+    def _memo(self):
+        return None
+
+    @_memo.setter
+    def _memo(self, value):
+        pass
+
+
+@pytest.mark.parametrize("extra", [
+    {"funding_scheme": "short_cycles", "exit_strategy": True, "budget_community": 0.3},
+    {"funding_scheme": "rolling", "stigma_threshold": 0.2},
+])
+def test_memo_of_derived_state_changes_nothing(extra):
+    # ReintegrationModel keeps community stigma, committee capacity and community workers
+    # between processes within a step; recomputing them every time must give the same run.
+    kw = {"n_children": 300, "months": 60, **extra}
+    fast, slow = ReintegrationModel(rng=5, **kw).run(), _NoMemo(rng=5, **kw).run()
+    assert slow._memo is None
+    pd.testing.assert_frame_equal(fast.timeseries(), slow.timeseries())
+    pd.testing.assert_frame_equal(fast.events(), slow.events())
+    assert len(fast.events()) > 300
