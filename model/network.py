@@ -18,8 +18,8 @@ from pathlib import Path
 import networkx as nx
 import numpy as np
 
+from . import kernels
 from .parameters import ParameterError, Params
-from .store import group_rank
 
 
 @dataclass
@@ -71,46 +71,51 @@ class Network:
         """
         if peers_per_child == 0 or len(children) == 0:
             return
-        com = community[children]
-        rank = self._register(children, community)  # earlier children in the same community
-        draws = (rng.random((len(children), peers_per_child)) * rank[:, None]).astype(np.int64)
-        keep = np.repeat(rank > 0, peers_per_child)
-        src = np.repeat(children, peers_per_child)[keep]
-        if len(src) == 0:
-            return
-        dst = self._members[np.repeat(com, peers_per_child)[keep], draws.ravel()[keep]]
-        n = int(len(community))
-        key = np.unique(src * n + dst)  # drop duplicate draws
-        src, dst = key // n, key % n
-        self.peer_src = np.concatenate([self.peer_src, src, dst])
-        self.peer_dst = np.concatenate([self.peer_dst, dst, src])
-
-    def _register(self, children: np.ndarray, community: np.ndarray) -> np.ndarray:
-        """File new children under their community, in id order; return each one's rank.
-
-        ``self._members[c, :self._count[c]]`` are the children of community ``c`` so far,
-        by id, so a new child's rank is the number of earlier children in its community
-        and its peers are drawn by rank without sorting all children every month.
-        """
-        n_com = self.n_communities
         first = int(children[0])
         if getattr(self, "_registered", -1) != first:  # (re)build from all earlier children
-            self._count = np.zeros(n_com, np.int64)
-            self._members = np.zeros((n_com, 16), np.int64)
+            self._count = np.zeros(self.n_communities, np.int64)
+            self._members = np.zeros((self.n_communities, 16), np.int64)
             self._registered = 0
             if first:
-                self._register(np.arange(first), community)
+                self._draw_peers(np.arange(first), community, 0, rng)
+        self._draw_peers(children, community, peers_per_child, rng)
+
+    def _draw_peers(self, children: np.ndarray, community: np.ndarray, peers_per_child: int,
+                    rng: np.random.Generator | None) -> None:
+        # ``self._members[c, :self._count[c]]`` are the children of community ``c`` so far,
+        # by id: a new child's rank is the number of earlier children in its community.
         com = community[children]
-        rank = self._count[com] + group_rank(com)
-        need = int(rank.max()) + 1
+        need = int(self._count.max()) + len(children)
         if need > self._members.shape[1]:
-            grown = np.zeros((n_com, max(need, 2 * self._members.shape[1])), np.int64)
+            grown = np.zeros((self.n_communities, max(need, 2 * self._members.shape[1])), np.int64)
             grown[:, : self._members.shape[1]] = self._members
             self._members = grown
-        self._members[com, rank] = children
-        self._count += np.bincount(com, minlength=n_com)
+        u = rng.random((len(children), peers_per_child)) if peers_per_child else np.empty((len(children), 0))
+        src = np.empty(u.size, np.int64)
+        dst = np.empty(u.size, np.int64)
+        m = kernels.draw_peers(children, com, u, self._members, self._count, src, dst)
         self._registered = int(children[-1]) + 1
-        return rank
+        if m:
+            self._append_ties(src[:m], dst[:m])
+
+    def _append_ties(self, src: np.ndarray, dst: np.ndarray) -> None:
+        """Add undirected peer ties (both directions) to growable buffers."""
+        buf = getattr(self, "_peer_buffers", None)
+        n = len(self.peer_src)
+        if buf is None or self.peer_src.base is not buf[0] or self.peer_dst.base is not buf[1]:
+            cap = max(64, 2 * n)
+            buf = (np.empty(cap, np.int64), np.empty(cap, np.int64))
+            buf[0][:n], buf[1][:n] = self.peer_src, self.peer_dst
+        m = len(src)
+        if n + 2 * m > len(buf[0]):
+            cap = max(n + 2 * m, 2 * len(buf[0]))
+            grown = (np.empty(cap, np.int64), np.empty(cap, np.int64))
+            grown[0][:n], grown[1][:n] = buf[0][:n], buf[1][:n]
+            buf = grown
+        buf[0][n:n + m], buf[0][n + m:n + 2 * m] = src, dst
+        buf[1][n:n + m], buf[1][n + m:n + 2 * m] = dst, src
+        self._peer_buffers = buf
+        self.peer_src, self.peer_dst = buf[0][: n + 2 * m], buf[1][: n + 2 * m]
 
     def to_graph(self, child_household: np.ndarray | None = None) -> nx.Graph:
         """The whole network as a networkx graph with ``kind`` and ``community`` attributes.

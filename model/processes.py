@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from . import kernels
 from .agents import (
     CASEWORKER,
     COMMUNITY_WORKER,
@@ -220,19 +221,14 @@ def stigma_dynamics(model: ReintegrationModel, rng: np.random.Generator) -> None
     s = model.beliefs()
     if len(net.src):
         influence, has_ties = model.influence_matrix()
-        target = np.where(has_ties, influence @ s, s)
-        d = target - s
-        if p.stigma_threshold > 0:
-            d4 = d**4
-            d = d * d4 / (d4 + p.stigma_threshold**4)
-        s = s + p.stigma_influence_rate * d
-    s = s + p.norm_reversion * (model.belief_norm - s)
-    h = net.n_households
-    if len(model.leaders):
-        s[h:] -= p.leader_training_effect * model.leaders.trained * s[h:]
-    workers = model.community_workers()
-    s[:h] -= np.minimum(1.0, p.awareness_effect * workers[net.community[:h]]) * s[:h]
-    model.set_beliefs(np.clip(s, 0.0, 1.0))
+        target = influence @ s
+    else:
+        target, has_ties = s, np.zeros(len(s), bool)
+    model.set_beliefs(kernels.stigma_step(
+        s, target, has_ties, model.belief_norm, model.leaders.trained,
+        model.community_workers(), net.community, net.n_households,
+        np.array([p.stigma_influence_rate, p.stigma_threshold, p.norm_reversion,
+                  p.leader_training_effect, p.awareness_effect], float)))
 
 
 # --- 5. Family work --------------------------------------------------------------------
@@ -268,17 +264,11 @@ def family_work(model: ReintegrationModel, rng: np.random.Generator) -> None:
         model.now["families_counselled"] = int(min(n_counsel, len(queue)))
         model.now["families_supported"] = int(min(n_support, len(queue)))
         model.spend += min(n_support, len(queue)) * p.family_cost
-    c = fam.counselled
-    fam.acceptance[c] += p.counselling_effect * (1.0 - fam.acceptance[c])
-    fam.stigma[c] -= p.counselling_effect * fam.stigma[c]
-    sup = fam.supported
-    fam.resources[sup] += p.economic_support_effect * (1.0 - fam.resources[sup])
-    fam.dependency[sup] += p.dependency_growth * (1.0 - fam.dependency[sup])
-    stopped = was_supported & ~sup
-    fam.resources[stopped] -= p.dependency_shock * fam.dependency[stopped] * fam.resources[stopped]
-    fam.dependency[~sup] *= 0.5
-    fam.acceptance += p.acceptance_drift * ((1.0 - fam.stigma) - fam.acceptance)
-    np.clip(fam.acceptance, 0.0, 1.0, out=fam.acceptance)
+    kernels.family_step(
+        fam.counselled, fam.supported, was_supported, fam.acceptance, fam.stigma, fam.resources,
+        fam.dependency, np.array([p.counselling_effect, p.economic_support_effect,
+                                  p.dependency_growth, p.dependency_shock, p.acceptance_drift],
+                                 float))
 
 
 # --- 6. Identification and disclosure --------------------------------------------------
@@ -292,16 +282,15 @@ def identification(model: ReintegrationModel, rng: np.random.Generator) -> None:
     Source: "Victim/survivor"; "The evidence base"; Schmitt et al. 2020.
     """
     p, ch = model.params, model.children
-    exploited = np.flatnonzero(_in(ch.stage, EXPLOITED, RE_EXPLOITED))
+    exploited = kernels.in_stages(ch.stage, EXPLOITED, RE_EXPLOITED)
     ch.wellbeing[exploited] = np.maximum(0.0, ch.wellbeing[exploited] - p.exploitation_harm)
     waiting = np.flatnonzero(ch.stage == IDENTIFIED)
     drop = waiting[rng.random(len(waiting)) < p.waitlist_dropout]
     model.transition(drop, EXPLOITED, "no_place")
-    felt = model.felt_stigma(exploited)
-    chance = (p.identification_rate * (1.0 - p.stigma_disclosure_effect * felt)
-              * (1.0 + p.outreach_effect * model.funded)
-              * np.where(ch.boy[exploited], p.boys_service_access, 1.0))
-    found = exploited[rng.random(len(exploited)) < chance]
+    found = kernels.identification_found(
+        exploited, rng.random(len(exploited)), ch.household, ch.community, ch.boy,
+        model.families.stigma, model.community_stigma(), p.identification_rate,
+        p.stigma_disclosure_effect, 1.0 + p.outreach_effect * model.funded, p.boys_service_access)
     first = found[ch.first_identified[found] < 0]
     ch.first_identified[first] = model.month
     ch.waiting_since[found] = model.month
@@ -357,21 +346,15 @@ def recovery_in_care(model: ReintegrationModel, rng: np.random.Generator) -> Non
     Source: "Recovery"; Morina et al. 2016; "Targeted and generalist service provision".
     """
     p, ch, st = model.params, model.children, model.staff
-    care = np.flatnonzero(ch.stage == IN_CARE)
-    ch.months_in_care[care] += 1
-    cared = care[ch.caseworker[care] >= 0]
+    cared = kernels.in_care_with_worker(ch.stage, ch.caseworker, ch.months_in_care, IN_CARE)
     if len(cared) == 0:
         return
-    w = ch.caseworker[cared]
-    fit = np.where(ch.severe_trauma[cared] & ~st.specialist[w], p.generic_fit, 1.0)
-    fit = fit * np.where(ch.boy[cared], 0.5 + 0.5 * p.boys_service_access, 1.0)
-    pressure = np.minimum(1.0, p.caseload_standard / np.maximum(st.caseload[w], 1)) ** p.caseload_pressure
-    gain = (p.recovery_rate * st.skill[w] * (0.3 + 0.7 * ch.bond[cared]) * fit * pressure
-            * (0.5 + ch.resilience[cared]) * (1.0 - ch.wellbeing[cared]))
     noise = rng.normal(0.0, p.wellbeing_noise, len(cared))
-    ch.wellbeing[cared] = np.clip(ch.wellbeing[cared] + gain + noise, 0.0, 1.0)
-    ch.bond[cared] += p.bond_growth * (1.0 - ch.bond[cared])
-    ch.skills[cared] += p.skill_gain * (1.0 - ch.skills[cared])
+    kernels.recovery_step(
+        cared, noise, ch.caseworker, ch.severe_trauma, ch.boy, ch.bond, ch.resilience,
+        ch.wellbeing, ch.skills, st.specialist, st.skill, st.caseload, p.caseload_standard,
+        np.array([p.generic_fit, p.boys_service_access, p.caseload_pressure, p.recovery_rate,
+                  p.bond_growth, p.skill_gain], float))
 
 
 # --- 9. Reintegration ------------------------------------------------------------------
@@ -404,7 +387,7 @@ def reintegration(model: ReintegrationModel, rng: np.random.Generator) -> None:
     model.place_children(leaving, rng)
     model.transition(leaving, REINTEGRATING, "ready")
 
-    back = np.flatnonzero(_in(ch.stage, *RETURNED))
+    back = kernels.in_stages(ch.stage, REINTEGRATING, REINTEGRATED)
     ch.months_since_exit[back] += 1
     ch.followup[:] = False
     ch.committee_followup[:] = False
@@ -417,17 +400,13 @@ def reintegration(model: ReintegrationModel, rng: np.random.Generator) -> None:
     rest = rest[np.argsort(~ch.handed[rest], kind="stable")]
     com = ch.community[rest]
     ch.committee_followup[rest[group_rank(com) < model.committee_capacity()[com]]] = True
-    supported = ch.followup[back] | ch.committee_followup[back]
-    acc = np.where(ch.alt_care[back], p.alternative_care_acceptance,
-                   fam.acceptance[ch.household[back]])
-    target = (0.1 + 0.3 * acc + 0.15 * (1.0 - model.felt_stigma(back))
-              + 0.1 * ch.skills[back] + 0.1 * fam.resources[ch.household[back]]
-              + 0.2 * ch.resilience[back] + p.followup_effect * supported
-              - p.abandonment_effect * (ch.withdrawn[back] & ~ch.handed[back] & ~supported))
     noise = rng.normal(0.0, p.wellbeing_noise, len(back))
-    ch.wellbeing[back] = np.clip(
-        ch.wellbeing[back] + p.reintegration_adjust * (target - ch.wellbeing[back]) + noise,
-        0.0, 1.0)
+    kernels.reintegration_wellbeing(
+        back, noise, ch.wellbeing, ch.household, ch.community, ch.alt_care, ch.skills,
+        ch.resilience, ch.withdrawn, ch.handed, ch.followup, ch.committee_followup,
+        fam.acceptance, fam.resources, fam.stigma, model.community_stigma(),
+        np.array([p.alternative_care_acceptance, p.followup_effect, p.abandonment_effect,
+                  p.reintegration_adjust]))
     stable = returning[(ch.months_in_stage[returning] >= p.stable_months)
                        & (ch.wellbeing[returning] >= p.stable_wellbeing)]
     first = stable[ch.reintegrated_month[stable] < 0]
@@ -449,24 +428,22 @@ def re_exploitation(model: ReintegrationModel, rng: np.random.Generator) -> None
     care committee follows up) x (``stable_risk_factor`` once stable). Source: "Mindsets
     and attitudes"; IOM / Jobe 2010.
     """
-    p, ch, fam = model.params, model.children, model.families
-    back = np.flatnonzero(_in(ch.stage, *RETURNED))
+    p, ch, fam, net = model.params, model.children, model.families, model.network
+    back = kernels.in_stages(ch.stage, REINTEGRATING, REINTEGRATED)
     if len(back) == 0:
         return
-    acc = np.where(ch.alt_care[back], p.alternative_care_acceptance,
-                   fam.acceptance[ch.household[back]])
-    x = (p.poverty_risk * (1.0 - fam.resources[ch.household[back]])
-         + p.stigma_risk * model.felt_stigma(back)
-         + p.acceptance_risk * (1.0 - acc)
-         + p.wellbeing_risk * (1.0 - ch.wellbeing[back])
-         + p.peer_risk * model.peer_share(_in(ch.stage, EXPLOITED, RE_EXPLOITED))[back])
-    hazard = (p.reexploitation_base * np.exp(x)
-              * (1.0 + p.early_risk_multiplier * np.exp(-ch.months_since_exit[back]
-                                                         / p.early_risk_months))
-              * np.where(ch.followup[back], 1.0 - p.followup_protection, 1.0)
-              * np.where(ch.committee_followup[back], 1.0 - p.committee_protection, 1.0)
-              * np.where(ch.stage[back] == REINTEGRATED, p.stable_risk_factor, 1.0))
-    hit = back[rng.random(len(back)) < np.clip(hazard, 0.0, 1.0)]
+    u = rng.random(len(back))
+    prm = np.array([p.reexploitation_base, p.poverty_risk, p.stigma_risk, p.acceptance_risk,
+                    p.wellbeing_risk, p.peer_risk, p.early_risk_multiplier, p.early_risk_months,
+                    p.followup_protection, p.committee_protection, p.stable_risk_factor,
+                    p.alternative_care_acceptance])
+    exploited_peers = kernels.peers_in_stages(net.peer_src, net.peer_dst, ch.stage, EXPLOITED,
+                                              RE_EXPLOITED)
+    hit = kernels.reexploitation_hits(
+        back, u, ch.stage, ch.household, ch.community, ch.alt_care, ch.wellbeing,
+        ch.months_since_exit, ch.followup, ch.committee_followup, fam.acceptance, fam.resources,
+        fam.stigma, model.community_stigma(), exploited_peers, model.peer_degree(), REINTEGRATED,
+        prm)
     ch.reexploit_count[hit] += 1
     ch.wellbeing[hit] = np.maximum(0.0, ch.wellbeing[hit] - p.revictimisation_harm)
     ch.followup[hit] = False
@@ -484,14 +461,15 @@ def unassisted_recovery(model: ReintegrationModel, rng: np.random.Generator) -> 
     ``peer_support_effect`` x share of peers back in the community) (cause
     ``unassisted``). Source: "Judging effectiveness" (resilience, friends, school).
     """
-    p, ch = model.params, model.children
-    exploited = np.flatnonzero(_in(ch.stage, EXPLOITED, RE_EXPLOITED))
+    p, ch, net = model.params, model.children, model.network
+    exploited = kernels.in_stages(ch.stage, EXPLOITED, RE_EXPLOITED)
     if len(exploited) == 0:
         return
-    peers_back = model.peer_share(_in(ch.stage, *RETURNED))[exploited]
-    chance = (p.unassisted_recovery_rate * (0.5 + ch.resilience[exploited])
-              * (1.0 + p.peer_support_effect * peers_back))
-    out = exploited[rng.random(len(exploited)) < chance]
+    peers_back = kernels.peers_in_stages(net.peer_src, net.peer_dst, ch.stage, REINTEGRATING,
+                                         REINTEGRATED)
+    out = kernels.unassisted_exits(exploited, rng.random(len(exploited)), ch.resilience,
+                                   peers_back, model.peer_degree(), p.unassisted_recovery_rate,
+                                   p.peer_support_effect)
     ch.unassisted[out] = ~ch.ever_in_care[out]
     model.place_children(out, rng)
     model.transition(out, REINTEGRATING, "unassisted")

@@ -422,11 +422,16 @@ class ReintegrationModel(mesa.Model):
         if len(net.peer_src) == 0:
             return np.zeros(n)
         hits = np.bincount(net.peer_src, weights=mask[net.peer_dst], minlength=n)
+        return hits / self.peer_degree()
+
+    def peer_degree(self) -> np.ndarray:
+        """Every child's number of peers, at least 1 (the denominator of peer shares)."""
+        net, n = self.network, len(self.children)
         cached = getattr(self, "_peer_degree", None)
         if cached is None or cached[0] != len(net.peer_src) or len(cached[1]) != n:
             cached = (len(net.peer_src), np.maximum(np.bincount(net.peer_src, minlength=n), 1))
             self._peer_degree = cached
-        return hits / cached[1]
+        return cached[1]
 
     # --- the schedule --------------------------------------------------------------
     def step(self) -> None:

@@ -1,0 +1,261 @@
+"""Compiled per-child loops for the monthly processes (numba).
+
+At 1,000 children a month is dominated by the fixed cost of many small numpy calls
+rather than by arithmetic (see ``docs/performance.md``). The loops here do in one pass
+what would otherwise take a dozen or more array operations: select children by stage,
+count peers in a stage, and compute a hazard or a wellbeing target child by child.
+
+They compute exactly the formulas documented in ``model/processes.py``, in the same
+order of floating-point operations, and take their random numbers as arrays drawn by
+the calling process from its own stream, so the draws (and the results) are the same
+as the array code they replace. Compiled code is cached on disk (``cache=True``), so
+only the first run on a machine pays for compilation.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+
+@njit(cache=True)
+def in_stages(stage, a, b):
+    """Indices of children whose stage is ``a`` or ``b``, ascending."""
+    n = 0
+    for i in range(len(stage)):
+        if stage[i] == a or stage[i] == b:
+            n += 1
+    out = np.empty(n, np.int64)
+    k = 0
+    for i in range(len(stage)):
+        if stage[i] == a or stage[i] == b:
+            out[k] = i
+            k += 1
+    return out
+
+
+@njit(cache=True)
+def peers_in_stages(peer_src, peer_dst, stage, a, b):
+    """For every child, the number of its peers whose stage is ``a`` or ``b``."""
+    hits = np.zeros(len(stage))
+    for e in range(len(peer_src)):
+        s = stage[peer_dst[e]]
+        if s == a or s == b:
+            hits[peer_src[e]] += 1.0
+    return hits
+
+
+@njit(cache=True)
+def reexploitation_hits(back, u, stage, household, community, alt_care, wellbeing,
+                        months_since_exit, followup, committee_followup, acceptance,
+                        resources, family_stigma, community_stigma, peers_exploited,
+                        peer_degree, reintegrated, prm):
+    """Returned children (``back``) re-exploited this month, given uniforms ``u``.
+
+    ``prm``: reexploitation_base, poverty_risk, stigma_risk, acceptance_risk,
+    wellbeing_risk, peer_risk, early_risk_multiplier, early_risk_months,
+    followup_protection, committee_protection, stable_risk_factor,
+    alternative_care_acceptance.
+    """
+    base, pov, stig, accr, wbr, peer = prm[0], prm[1], prm[2], prm[3], prm[4], prm[5]
+    early, early_months, fprot, cprot, stable = prm[6], prm[7], prm[8], prm[9], prm[10]
+    alt_acc = prm[11]
+    out = np.empty(len(back), np.int64)
+    k = 0
+    for j in range(len(back)):
+        i = back[j]
+        h = household[i]
+        acc = alt_acc if alt_care[i] else acceptance[h]
+        felt = 0.5 * (family_stigma[h] + community_stigma[community[i]])
+        share = peers_exploited[i] / peer_degree[i]
+        x = (pov * (1.0 - resources[h]) + stig * felt + accr * (1.0 - acc)
+             + wbr * (1.0 - wellbeing[i]) + peer * share)
+        hazard = base * np.exp(x) * (1.0 + early * np.exp(-months_since_exit[i] / early_months))
+        hazard = hazard * ((1.0 - fprot) if followup[i] else 1.0)
+        hazard = hazard * ((1.0 - cprot) if committee_followup[i] else 1.0)
+        hazard = hazard * (stable if stage[i] == reintegrated else 1.0)
+        if u[j] < min(max(hazard, 0.0), 1.0):
+            out[k] = i
+            k += 1
+    return out[:k]
+
+
+@njit(cache=True)
+def unassisted_exits(exploited, u, resilience, peers_back, peer_degree, rate, peer_effect):
+    """Exploited children who leave exploitation without services, given uniforms ``u``."""
+    out = np.empty(len(exploited), np.int64)
+    k = 0
+    for j in range(len(exploited)):
+        i = exploited[j]
+        chance = rate * (0.5 + resilience[i]) * (1.0 + peer_effect * (peers_back[i] / peer_degree[i]))
+        if u[j] < chance:
+            out[k] = i
+            k += 1
+    return out[:k]
+
+
+@njit(cache=True)
+def identification_found(exploited, u, household, community, boy, family_stigma,
+                         community_stigma, base, disclosure, outreach, boys_access):
+    """Exploited children identified this month, given uniforms ``u``.
+
+    ``outreach`` is 1 + outreach_effect while funded, else 1.
+    """
+    out = np.empty(len(exploited), np.int64)
+    k = 0
+    for j in range(len(exploited)):
+        i = exploited[j]
+        felt = 0.5 * (family_stigma[household[i]] + community_stigma[community[i]])
+        chance = base * (1.0 - disclosure * felt) * outreach * (boys_access if boy[i] else 1.0)
+        if u[j] < chance:
+            out[k] = i
+            k += 1
+    return out[:k]
+
+
+@njit(cache=True)
+def reintegration_wellbeing(back, noise, wellbeing, household, community, alt_care, skills,
+                            resilience, withdrawn, handed, followup, committee_followup,
+                            acceptance, resources, family_stigma, community_stigma, prm):
+    """Move returned children's wellbeing toward the target of their setting (in place).
+
+    ``prm``: alternative_care_acceptance, followup_effect, abandonment_effect,
+    reintegration_adjust.
+    """
+    alt_acc, f_effect, abandon, adjust = prm[0], prm[1], prm[2], prm[3]
+    for j in range(len(back)):
+        i = back[j]
+        h = household[i]
+        acc = alt_acc if alt_care[i] else acceptance[h]
+        felt = 0.5 * (family_stigma[h] + community_stigma[community[i]])
+        supported = followup[i] or committee_followup[i]
+        target = (0.1 + 0.3 * acc + 0.15 * (1.0 - felt) + 0.1 * skills[i] + 0.1 * resources[h]
+                  + 0.2 * resilience[i] + f_effect * supported
+                  - abandon * (withdrawn[i] and not handed[i] and not supported))
+        w = wellbeing[i] + adjust * (target - wellbeing[i]) + noise[j]
+        wellbeing[i] = min(max(w, 0.0), 1.0)
+
+
+@njit(cache=True)
+def draw_peers(children, com, u, members, count, out_src, out_dst):
+    """File each new child under its community and tie it to earlier children there.
+
+    Children are taken in order (ascending ids). A child's rank is the number of
+    earlier children in its community; each of its ``u.shape[1]`` draws picks
+    ``members[c, int(u * rank)]``. Duplicate draws are dropped and each child's peers
+    are written in ascending order, so the ties come out sorted by (child, peer).
+
+    Returns:
+        The number of ties written to ``out_src``/``out_dst``.
+    """
+    n_draws = u.shape[1]
+    picked = np.empty(n_draws, np.int64)
+    m = 0
+    for j in range(len(children)):
+        child, c = children[j], com[j]
+        rank = count[c]
+        members[c, rank] = child
+        count[c] = rank + 1
+        if rank == 0:
+            continue
+        for d in range(n_draws):
+            picked[d] = members[c, np.int64(u[j, d] * rank)]
+        picked.sort()
+        for d in range(n_draws):
+            if d == 0 or picked[d] != picked[d - 1]:
+                out_src[m] = child
+                out_dst[m] = picked[d]
+                m += 1
+    return m
+
+
+@njit(cache=True)
+def in_care_with_worker(stage, caseworker, months_in_care, in_care):
+    """Count a month in care for every child in care; return those with a worker."""
+    n = 0
+    for i in range(len(stage)):
+        if stage[i] == in_care:
+            months_in_care[i] += 1
+            if caseworker[i] >= 0:
+                n += 1
+    out = np.empty(n, np.int64)
+    k = 0
+    for i in range(len(stage)):
+        if stage[i] == in_care and caseworker[i] >= 0:
+            out[k] = i
+            k += 1
+    return out
+
+
+@njit(cache=True)
+def recovery_step(cared, noise, caseworker, severe_trauma, boy, bond, resilience, wellbeing,
+                  skills, specialist, skill, caseload, caseload_standard, prm):
+    """Wellbeing, bond and skills of children in care with a worker (in place).
+
+    ``prm``: generic_fit, boys_service_access, caseload_pressure, recovery_rate,
+    bond_growth, skill_gain.
+    """
+    generic_fit, boys_access, pressure_exp, rate, bond_growth, skill_gain = (
+        prm[0], prm[1], prm[2], prm[3], prm[4], prm[5])
+    for j in range(len(cared)):
+        i = cared[j]
+        w = caseworker[i]
+        fit = generic_fit if (severe_trauma[i] and not specialist[w]) else 1.0
+        fit = fit * ((0.5 + 0.5 * boys_access) if boy[i] else 1.0)
+        pressure = min(1.0, caseload_standard / max(caseload[w], 1)) ** pressure_exp
+        gain = (rate * skill[w] * (0.3 + 0.7 * bond[i]) * fit * pressure
+                * (0.5 + resilience[i]) * (1.0 - wellbeing[i]))
+        wellbeing[i] = min(max(wellbeing[i] + gain + noise[j], 0.0), 1.0)
+        bond[i] += bond_growth * (1.0 - bond[i])
+        skills[i] += skill_gain * (1.0 - skills[i])
+
+
+@njit(cache=True)
+def family_step(counselled, supported, was_supported, acceptance, stigma, resources,
+                dependency, prm):
+    """Counselling, economic support, dependency and acceptance drift of families (in place).
+
+    ``prm``: counselling_effect, economic_support_effect, dependency_growth,
+    dependency_shock, acceptance_drift.
+    """
+    counsel, support, growth, shock, drift = prm[0], prm[1], prm[2], prm[3], prm[4]
+    for i in range(len(acceptance)):
+        if counselled[i]:
+            acceptance[i] += counsel * (1.0 - acceptance[i])
+            stigma[i] -= counsel * stigma[i]
+        if supported[i]:
+            resources[i] += support * (1.0 - resources[i])
+            dependency[i] += growth * (1.0 - dependency[i])
+        else:
+            if was_supported[i]:
+                resources[i] -= shock * dependency[i] * resources[i]
+            dependency[i] *= 0.5
+        a = acceptance[i] + drift * ((1.0 - stigma[i]) - acceptance[i])
+        acceptance[i] = min(max(a, 0.0), 1.0)
+
+
+@njit(cache=True)
+def stigma_step(s, target, has_ties, norm, trained, workers, community, n_households, prm):
+    """New beliefs of all adults (households, then leaders), clipped to 0-1.
+
+    ``target`` is the influence-weighted mean of neighbours' beliefs. ``prm``:
+    stigma_influence_rate, stigma_threshold, norm_reversion, leader_training_effect,
+    awareness_effect.
+    """
+    rate, threshold, reversion, training, awareness = prm[0], prm[1], prm[2], prm[3], prm[4]
+    t4 = threshold ** 4.0
+    out = np.empty(len(s))
+    for i in range(len(s)):
+        x = s[i]
+        d = (target[i] if has_ties[i] else x) - x
+        if threshold > 0:
+            d4 = d ** 4.0
+            d = d * d4 / (d4 + t4)
+        x = x + rate * d
+        x = x + reversion * (norm[i] - x)
+        if i >= n_households:
+            x -= training * trained[i - n_households] * x
+        else:
+            x -= min(1.0, awareness * workers[community[i]]) * x
+        out[i] = min(max(x, 0.0), 1.0)
+    return out
