@@ -259,3 +259,114 @@ def stigma_step(s, target, has_ties, norm, trained, workers, community, n_househ
             x -= min(1.0, awareness * workers[community[i]]) * x
         out[i] = min(max(x, 0.0), 1.0)
     return out
+
+
+@njit(cache=True)
+def ready_to_leave(stage, months_in_stage, wellbeing, household, acceptance, in_care,
+                   min_months, readiness, acceptance_min):
+    """Children in care ready to leave: those whose family accepts them, and the others."""
+    home = np.empty(len(stage), np.int64)
+    other = np.empty(len(stage), np.int64)
+    n_home = n_other = 0
+    for i in range(len(stage)):
+        if stage[i] == in_care and months_in_stage[i] >= min_months and wellbeing[i] >= readiness:
+            if acceptance[household[i]] >= acceptance_min:
+                home[n_home] = i
+                n_home += 1
+            else:
+                other[n_other] = i
+                n_other += 1
+    return home[:n_home], other[:n_other]
+
+
+@njit(cache=True)
+def assign_followup(back, stage, months_since_exit, unassisted, handed, community, capacity,
+                    n_prof, followup, committee_followup, reintegrating):
+    """Count a month since exit and choose this month's follow-up (in place).
+
+    Returned children still reintegrating are taken most recently returned first: the
+    first ``n_prof`` who came through the programme are followed up by caseworkers; of
+    the rest, handed-over children first, each community's committee follows up as many
+    as its ``capacity``.
+
+    Returns:
+        The children still reintegrating (ascending months since exit) and the numbers
+        followed up by caseworkers and by committees.
+    """
+    for j in range(len(back)):
+        months_since_exit[back[j]] += 1
+    followup[:] = False
+    committee_followup[:] = False
+    n = 0
+    for j in range(len(back)):
+        if stage[back[j]] == reintegrating:
+            n += 1
+    returning = np.empty(n, np.int64)
+    since = np.empty(n, np.int64)
+    k = 0
+    for j in range(len(back)):
+        if stage[back[j]] == reintegrating:
+            returning[k] = back[j]
+            since[k] = months_since_exit[back[j]]
+            k += 1
+    returning = returning[np.argsort(since, kind="mergesort")]
+    n_followed = 0
+    for i in returning:
+        if n_followed < n_prof and not unassisted[i]:
+            followup[i] = True
+            n_followed += 1
+    used = np.zeros(len(capacity))
+    n_committee = 0
+    for first_handed in (True, False):
+        for i in returning:
+            if not followup[i] and handed[i] == first_handed:
+                c = community[i]
+                if used[c] < capacity[c]:
+                    committee_followup[i] = True
+                    used[c] += 1.0
+                    n_committee += 1
+    return returning, n_followed, n_committee
+
+
+@njit(cache=True)
+def newly_stable(returning, months_in_stage, wellbeing, reintegrated_month, month,
+                 stable_months, stable_wellbeing):
+    """Returning children whose reintegration is stable now (ascending); records the first month."""
+    out = np.empty(len(returning), np.int64)
+    k = 0
+    for i in returning:
+        if months_in_stage[i] >= stable_months and wellbeing[i] >= stable_wellbeing:
+            if reintegrated_month[i] < 0:
+                reintegrated_month[i] = month
+            out[k] = i
+            k += 1
+    return np.sort(out[:k])
+
+
+@njit(cache=True)
+def staff_month(employed, u, role, caseload, burnout, skill, months_employed, caseworker,
+                caseload_standard, prm):
+    """Burn-out, skill and months of employed staff (in place); returns who leaves.
+
+    ``prm``: base_stress, burnout_rate, burnout_recovery, support_effect, support level,
+    learning_rate, base_turnover, burnout_turnover, contract_insecurity, insecure (0/1).
+    """
+    stress, rate, recovery, effect, support = prm[0], prm[1], prm[2], prm[3], prm[4]
+    learning, turnover, burnout_turnover, insecurity, insecure = (
+        prm[5], prm[6], prm[7], prm[8], prm[9])
+    out = np.empty(len(employed), np.int64)
+    k = 0
+    for j in range(len(employed)):
+        i = employed[j]
+        load = caseload[i] / caseload_standard if role[i] == caseworker else 1.0
+        b = burnout[i] + stress + rate * max(0.0, load - 1.0)
+        b = b - b * (recovery + 0.1 * effect * support)
+        burnout[i] = min(max(b, 0.0), 1.0)
+        skill[i] += learning * (1.0 - skill[i])
+        months_employed[i] += 1
+        hazard = (turnover * (1.0 + burnout_turnover * burnout[i])
+                  * (1.0 + insecurity * insecure) * (1.0 - effect * support))
+        if u[j] < min(max(hazard, 0.0), 1.0):
+            out[k] = i
+            k += 1
+    return out[:k]

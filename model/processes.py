@@ -24,7 +24,6 @@ from .agents import (
     REINTEGRATED,
     REINTEGRATING,
 )
-from .store import group_rank
 
 if TYPE_CHECKING:
     from .reintegration import ReintegrationModel
@@ -133,8 +132,9 @@ def staffing(model: ReintegrationModel, rng: np.random.Generator) -> None:
         model.pending_hires = [h for h in model.pending_hires if h[1] > m]
         for role, _ in hired_now:
             model.hire(role, p.new_staff_skill, rng)
+        employed_by_role = np.bincount(st.role[~st.left], minlength=3)
         for role in (CASEWORKER, COUNSELLOR, COMMUNITY_WORKER):
-            have = int(((st.role == role) & ~st.left).sum())
+            have = int(employed_by_role[role])
             pending = sum(1 for r, _ in model.pending_hires if r == role)
             for _ in range(max(0, posts[role] - have - pending)):
                 model.pending_hires.append((role, m + p.hiring_lag))
@@ -146,24 +146,20 @@ def staffing(model: ReintegrationModel, rng: np.random.Generator) -> None:
     employed = np.flatnonzero(~st.left)
     if len(employed) == 0:
         return
-    support = model.support_level()
-    load = np.where(st.role[employed] == CASEWORKER,
-                    st.caseload[employed] / p.caseload_standard, 1.0)
-    b = st.burnout[employed]
-    b = b + p.base_stress + p.burnout_rate * np.maximum(0.0, load - 1.0)
-    b = b - b * (p.burnout_recovery + 0.1 * p.support_effect * support)
-    st.burnout[employed] = np.clip(b, 0.0, 1.0)
-    st.skill[employed] += p.learning_rate * (1.0 - st.skill[employed])
-    st.months_employed[employed] += 1
     insecure = bool(model.schedule.insecure[m]) if m < len(model.schedule.insecure) else False
-    hazard = (p.base_turnover * (1.0 + p.burnout_turnover * st.burnout[employed])
-              * (1.0 + p.contract_insecurity * insecure) * (1.0 - p.support_effect * support))
-    leave = employed[rng.random(len(employed)) < np.clip(hazard, 0.0, 1.0)]
+    leave = kernels.staff_month(
+        employed, rng.random(len(employed)), st.role, st.caseload, st.burnout, st.skill,
+        st.months_employed, CASEWORKER, p.caseload_standard,
+        np.array([p.base_stress, p.burnout_rate, p.burnout_recovery, p.support_effect,
+                  model.support_level(), p.learning_rate, p.base_turnover, p.burnout_turnover,
+                  p.contract_insecurity, float(insecure)]))
     if len(leave):
         st.left[leave] = True
         model.now["resignations"] += len(leave)
         model.resignations += len(leave)
-        orphaned = np.flatnonzero(np.isin(model.children.caseworker, leave))
+        left_now = np.zeros(len(st) + 1, bool)  # the extra last entry is for "no worker" (-1)
+        left_now[leave] = True
+        orphaned = np.flatnonzero(left_now[model.children.caseworker])
         model.lose_worker(orphaned)
         st.caseload[leave] = 0
 
@@ -376,11 +372,9 @@ def reintegration(model: ReintegrationModel, rng: np.random.Generator) -> None:
     al. 2010-2020; Butterfly longitudinal research.
     """
     p, ch, fam = model.params, model.children, model.families
-    care = np.flatnonzero(ch.stage == IN_CARE)
-    ready = care[(ch.months_in_stage[care] >= p.min_months_in_care)
-                 & (ch.wellbeing[care] >= p.readiness_wellbeing)]
-    accepted = fam.acceptance[ch.household[ready]] >= p.acceptance_min
-    home, other = ready[accepted], ready[~accepted]
+    home, other = kernels.ready_to_leave(ch.stage, ch.months_in_stage, ch.wellbeing, ch.household,
+                                         fam.acceptance, IN_CARE, p.min_months_in_care,
+                                         p.readiness_wellbeing, p.acceptance_min)
     alt = other[rng.random(len(other)) < p.alternative_care_rate]
     ch.alt_care[alt] = True
     leaving = np.concatenate([home, alt])
@@ -388,18 +382,10 @@ def reintegration(model: ReintegrationModel, rng: np.random.Generator) -> None:
     model.transition(leaving, REINTEGRATING, "ready")
 
     back = kernels.in_stages(ch.stage, REINTEGRATING, REINTEGRATED)
-    ch.months_since_exit[back] += 1
-    ch.followup[:] = False
-    ch.committee_followup[:] = False
-    returning = back[ch.stage[back] == REINTEGRATING]
-    order = returning[np.argsort(ch.months_since_exit[returning], kind="stable")]
     n_prof = model.caseworkers() * p.followup_caseload if model.funded else 0
-    ch.followup[order[ch.unassisted[order] == False][:n_prof]] = True  # noqa: E712
-    rest = order[~ch.followup[order]]
-    # Handed-over children first, then the most recently returned.
-    rest = rest[np.argsort(~ch.handed[rest], kind="stable")]
-    com = ch.community[rest]
-    ch.committee_followup[rest[group_rank(com) < model.committee_capacity()[com]]] = True
+    returning, followed, committee = kernels.assign_followup(
+        back, ch.stage, ch.months_since_exit, ch.unassisted, ch.handed, ch.community,
+        model.committee_capacity(), n_prof, ch.followup, ch.committee_followup, REINTEGRATING)
     noise = rng.normal(0.0, p.wellbeing_noise, len(back))
     kernels.reintegration_wellbeing(
         back, noise, ch.wellbeing, ch.household, ch.community, ch.alt_care, ch.skills,
@@ -407,13 +393,12 @@ def reintegration(model: ReintegrationModel, rng: np.random.Generator) -> None:
         fam.acceptance, fam.resources, fam.stigma, model.community_stigma(),
         np.array([p.alternative_care_acceptance, p.followup_effect, p.abandonment_effect,
                   p.reintegration_adjust]))
-    stable = returning[(ch.months_in_stage[returning] >= p.stable_months)
-                       & (ch.wellbeing[returning] >= p.stable_wellbeing)]
-    first = stable[ch.reintegrated_month[stable] < 0]
-    ch.reintegrated_month[first] = model.month
+    stable = kernels.newly_stable(returning, ch.months_in_stage, ch.wellbeing,
+                                  ch.reintegrated_month, model.month, p.stable_months,
+                                  p.stable_wellbeing)
     model.transition(stable, REINTEGRATED, "stable")
-    model.now["followed_up"] = int(ch.followup.sum())
-    model.now["committee_followed_up"] = int(ch.committee_followup.sum())
+    model.now["followed_up"] = followed
+    model.now["committee_followed_up"] = committee
 
 
 # --- 10. Re-exploitation ---------------------------------------------------------------

@@ -197,9 +197,8 @@ class ReintegrationModel(mesa.Model):
         if len(idx) == 0:
             return
         ch = self.children
-        self._event_parts.append((np.full(len(idx), self.month, np.int32), idx,
-                                  ch.stage[idx].copy(), np.full(len(idx), to_stage, np.int8),
-                                  cause))
+        # (month, children, stages before, stage after, cause); expanded by ``events``.
+        self._event_parts.append((self.month, idx, ch.stage[idx], to_stage, cause))
         ch.stage[idx] = to_stage
         ch.months_in_stage[idx] = 0
 
@@ -491,11 +490,12 @@ class ReintegrationModel(mesa.Model):
         if not self._event_parts:
             return pd.DataFrame({"month": [], "child_id": [], "from_stage": [], "to_stage": [],
                                  "cause": []})
-        month = np.concatenate([e[0] for e in self._event_parts])
-        child = np.concatenate([e[1] for e in self._event_parts])
+        sizes = [len(e[1]) for e in self._event_parts]
+        month = np.repeat(np.array([e[0] for e in self._event_parts], np.int32), sizes)
+        child = np.concatenate([e[1] for e in self._event_parts]).astype(np.int64)
         frm = np.concatenate([e[2] for e in self._event_parts])
-        to = np.concatenate([e[3] for e in self._event_parts])
-        cause = np.concatenate([np.full(len(e[0]), e[4], object) for e in self._event_parts])
+        to = np.repeat(np.array([e[3] for e in self._event_parts], np.int8), sizes)
+        cause = np.repeat(np.array([e[4] for e in self._event_parts], object), sizes)
         names = np.array(STAGES, object)
         return pd.DataFrame({"month": month, "child_id": child, "from_stage": names[frm],
                              "to_stage": names[to], "cause": cause})

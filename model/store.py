@@ -80,19 +80,3 @@ class Store:
         """Copies of all arrays, by name."""
         return {name: arr[: self._n].copy() for name, arr in self._data.items()}
 
-
-def group_rank(keys: np.ndarray) -> np.ndarray:
-    """For each entry, how many earlier entries (by position) share its key.
-
-    ``group_rank([2, 0, 2, 2, 0])`` is ``[0, 0, 1, 2, 1]``: a vectorised "cumcount", used
-    to take the first few entries of every group at once.
-    """
-    k = len(keys)
-    order = np.argsort(keys, kind="stable")
-    ordered = keys[order]
-    position = np.arange(k)
-    first = np.ones(k, bool)
-    np.not_equal(ordered[1:], ordered[:-1], out=first[1:])
-    rank = np.empty(k, np.int64)
-    rank[order] = position - np.maximum.accumulate(np.where(first, position, 0))
-    return rank
