@@ -49,17 +49,20 @@ def peers_in_stages(peer_src, peer_dst, stage, a, b):
 def reexploitation_hits(back, u, stage, household, community, alt_care, wellbeing,
                         months_since_exit, followup, committee_followup, acceptance,
                         resources, family_stigma, community_stigma, peers_exploited,
-                        peer_degree, reintegrated, prm):
+                        peer_degree, reintegrated, reexploit_count, prm):
     """Returned children (``back``) re-exploited this month, given uniforms ``u``.
+
+    For each child hit: one more re-exploitation, ``revictimisation_harm`` off wellbeing
+    (not below 0), and no more follow-up or alternative care.
 
     ``prm``: reexploitation_base, poverty_risk, stigma_risk, acceptance_risk,
     wellbeing_risk, peer_risk, early_risk_multiplier, early_risk_months,
     followup_protection, committee_protection, stable_risk_factor,
-    alternative_care_acceptance.
+    alternative_care_acceptance, revictimisation_harm.
     """
     base, pov, stig, accr, wbr, peer = prm[0], prm[1], prm[2], prm[3], prm[4], prm[5]
     early, early_months, fprot, cprot, stable = prm[6], prm[7], prm[8], prm[9], prm[10]
-    alt_acc = prm[11]
+    alt_acc, harm = prm[11], prm[12]
     out = np.empty(len(back), np.int64)
     k = 0
     for j in range(len(back)):
@@ -77,6 +80,11 @@ def reexploitation_hits(back, u, stage, household, community, alt_care, wellbein
         if u[j] < min(max(hazard, 0.0), 1.0):
             out[k] = i
             k += 1
+            reexploit_count[i] += 1
+            wellbeing[i] = max(0.0, wellbeing[i] - harm)
+            followup[i] = False
+            committee_followup[i] = False
+            alt_care[i] = False
     return out[:k]
 
 
@@ -235,30 +243,36 @@ def family_step(counselled, supported, was_supported, acceptance, stigma, resour
 
 
 @njit(cache=True)
-def stigma_step(s, target, has_ties, norm, trained, workers, community, n_households, prm):
-    """New beliefs of all adults (households, then leaders), clipped to 0-1.
+def stigma_step(family_stigma, leader_stigma, indptr, indices, weights, has_ties, norm, trained,
+                workers, community, prm):
+    """Update all adults' beliefs (households, then leaders) in place, clipped to 0-1.
 
-    ``target`` is the influence-weighted mean of neighbours' beliefs. ``prm``:
-    stigma_influence_rate, stigma_threshold, norm_reversion, leader_training_effect,
-    awareness_effect.
+    Each adult's target is the influence-weighted mean of its neighbours' beliefs: row
+    ``i`` of the row-normalised influence matrix in CSR form (``indptr``, ``indices``,
+    ``weights``), summed in the matrix's order. ``prm``: stigma_influence_rate,
+    stigma_threshold, norm_reversion, leader_training_effect, awareness_effect.
     """
     rate, threshold, reversion, training, awareness = prm[0], prm[1], prm[2], prm[3], prm[4]
     t4 = threshold ** 4.0
-    out = np.empty(len(s))
+    h = len(family_stigma)
+    s = np.concatenate((family_stigma, leader_stigma))
     for i in range(len(s)):
         x = s[i]
-        d = (target[i] if has_ties[i] else x) - x
+        target = 0.0
+        for jj in range(indptr[i], indptr[i + 1]):
+            target += weights[jj] * s[indices[jj]]
+        d = (target if has_ties[i] else x) - x
         if threshold > 0:
             d4 = d ** 4.0
             d = d * d4 / (d4 + t4)
         x = x + rate * d
         x = x + reversion * (norm[i] - x)
-        if i >= n_households:
-            x -= training * trained[i - n_households] * x
+        x = min(max(x - (training * trained[i - h] * x if i >= h
+                         else min(1.0, awareness * workers[community[i]]) * x), 0.0), 1.0)
+        if i < h:
+            family_stigma[i] = x
         else:
-            x -= min(1.0, awareness * workers[community[i]]) * x
-        out[i] = min(max(x, 0.0), 1.0)
-    return out
+            leader_stigma[i - h] = x
 
 
 @njit(cache=True)
@@ -370,3 +384,17 @@ def staff_month(employed, u, role, caseload, burnout, skill, months_employed, ca
             out[k] = i
             k += 1
     return out[:k]
+
+
+@njit(cache=True)
+def children_stats(stage, wellbeing, withdrawn, intake_wellbeing, n_stages):
+    """Children per stage, their wellbeing sums, and withdrawn children now worse off."""
+    counts = np.zeros(n_stages, np.int64)
+    sums = np.zeros(n_stages)
+    worse = 0
+    for i in range(len(stage)):
+        counts[stage[i]] += 1
+        sums[stage[i]] += wellbeing[i]
+        if withdrawn[i] and wellbeing[i] < intake_wellbeing[i]:
+            worse += 1
+    return counts, sums, worse

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from . import kernels
 from .agents import CASEWORKER, REINTEGRATED, STAGES
 
 if TYPE_CHECKING:
@@ -21,22 +22,24 @@ STAGE_LABELS = {"exploited": "in exploitation", "identified": "identified, waiti
 CHECKPOINTS = (36, 60)
 
 
+_COUNT_KEYS = tuple(f"n_{s}" for s in STAGES)
+_WELLBEING_KEYS = tuple(f"wellbeing_{s}" for s in STAGES)
+
+
 def month_stats(m: ReintegrationModel) -> dict[str, float]:
     """Every monthly series value for the month just simulated, computed in one pass."""
     ch, st = m.children, m.staff
     n_stages = len(STAGES)
-    counts = np.bincount(ch.stage, minlength=n_stages)
-    wsum = np.bincount(ch.stage, weights=ch.wellbeing, minlength=n_stages)
-    out: dict[str, float] = {}
-    for i, s in enumerate(STAGES):
-        out[f"n_{s}"] = int(counts[i])
-    for i, s in enumerate(STAGES):
-        out[f"wellbeing_{s}"] = float(wsum[i] / counts[i]) if counts[i] else float("nan")
+    counts, wsum, worse = kernels.children_stats(ch.stage, ch.wellbeing, ch.withdrawn,
+                                                 ch.intake_wellbeing, n_stages)
+    out: dict[str, float] = dict(zip(_COUNT_KEYS, counts.tolist(), strict=True))
+    for key, total, count in zip(_WELLBEING_KEYS, wsum.tolist(), counts.tolist(), strict=True):
+        out[key] = total / count if count else float("nan")
     for key in ("new_children", "identified", "admitted", "re_exploited"):
         out[key] = m.now[key]
     out["premature_exits"] = m.premature_exits
     out["handed_to_community"] = m.handed_over
-    out["worse_off_than_intake"] = int((ch.withdrawn & (ch.wellbeing < ch.intake_wellbeing)).sum())
+    out["worse_off_than_intake"] = int(worse)
     out["unassisted_recoveries"] = m.unassisted_recoveries
     out["mean_stigma"] = float(m.beliefs().mean())
     out["mean_acceptance"] = (float(m.families.acceptance[ch.household].mean())

@@ -214,17 +214,13 @@ def stigma_dynamics(model: ReintegrationModel, rng: np.random.Generator) -> None
     and attitudes"; Schmitt et al. 2020; Le Roux et al. 2020.
     """
     p, net = model.params, model.network
-    s = model.beliefs()
-    if len(net.src):
-        influence, has_ties = model.influence_matrix()
-        target = influence @ s
-    else:
-        target, has_ties = s, np.zeros(len(s), bool)
-    model.set_beliefs(kernels.stigma_step(
-        s, target, has_ties, model.belief_norm, model.leaders.trained,
-        model.community_workers(), net.community, net.n_households,
+    influence, has_ties = model.influence_matrix()
+    kernels.stigma_step(
+        model.families.stigma, model.leaders.stigma, influence.indptr, influence.indices,
+        influence.data, has_ties, model.belief_norm, model.leaders.trained,
+        model.community_workers(), net.community,
         np.array([p.stigma_influence_rate, p.stigma_threshold, p.norm_reversion,
-                  p.leader_training_effect, p.awareness_effect], float)))
+                  p.leader_training_effect, p.awareness_effect], float))
 
 
 # --- 5. Family work --------------------------------------------------------------------
@@ -421,19 +417,14 @@ def re_exploitation(model: ReintegrationModel, rng: np.random.Generator) -> None
     prm = np.array([p.reexploitation_base, p.poverty_risk, p.stigma_risk, p.acceptance_risk,
                     p.wellbeing_risk, p.peer_risk, p.early_risk_multiplier, p.early_risk_months,
                     p.followup_protection, p.committee_protection, p.stable_risk_factor,
-                    p.alternative_care_acceptance])
+                    p.alternative_care_acceptance, p.revictimisation_harm])
     exploited_peers = kernels.peers_in_stages(net.peer_src, net.peer_dst, ch.stage, EXPLOITED,
                                               RE_EXPLOITED)
     hit = kernels.reexploitation_hits(
         back, u, ch.stage, ch.household, ch.community, ch.alt_care, ch.wellbeing,
         ch.months_since_exit, ch.followup, ch.committee_followup, fam.acceptance, fam.resources,
         fam.stigma, model.community_stigma(), exploited_peers, model.peer_degree(), REINTEGRATED,
-        prm)
-    ch.reexploit_count[hit] += 1
-    ch.wellbeing[hit] = np.maximum(0.0, ch.wellbeing[hit] - p.revictimisation_harm)
-    ch.followup[hit] = False
-    ch.committee_followup[hit] = False
-    ch.alt_care[hit] = False
+        ch.reexploit_count, prm)
     model.transition(hit, RE_EXPLOITED, "re_exploited")
     model.now["re_exploited"] = len(hit)
 
