@@ -398,3 +398,30 @@ def children_stats(stage, wellbeing, withdrawn, intake_wellbeing, n_stages):
         if withdrawn[i] and wellbeing[i] < intake_wellbeing[i]:
             worse += 1
     return counts, sums, worse
+
+
+@njit(cache=True)
+def leader_training(u_train, u_lapse, trained, committee, community, workers, training_rate,
+                    decay):
+    """Train leaders where community workers are active; lapse where none are (in place).
+
+    A leader is trained with chance 1 - (1 - ``training_rate``)^(workers in its
+    community) and then sits on the care committee; afterwards, a trained leader in a
+    community without workers lapses with chance ``decay``.
+    """
+    for i in range(len(trained)):
+        w = workers[community[i]]
+        if not trained[i] and u_train[i] < 1.0 - (1.0 - training_rate) ** float(w):
+            trained[i] = True
+            committee[i] = True
+        if trained[i] and w == 0 and u_lapse[i] < decay:
+            trained[i] = False
+            committee[i] = False
+
+
+@njit(cache=True)
+def committee_lapse(u, committee, community, workers, decay):
+    """Committee households in communities without workers lapse with chance ``decay``."""
+    for i in range(len(committee)):
+        if committee[i] and workers[community[i]] == 0 and u[i] < decay:
+            committee[i] = False

@@ -178,16 +178,10 @@ def community_capacity(model: ReintegrationModel, rng: np.random.Generator) -> N
     p, net, lead, fam = model.params, model.network, model.leaders, model.families
     workers = model.community_workers()
     if len(lead):
-        lcom = net.community[net.n_households:]
-        chance = 1.0 - (1.0 - p.leader_training_rate) ** workers[lcom]
-        newly = (~lead.trained) & (rng.random(len(lead)) < chance)
-        lead.trained[newly] = True
-        lead.committee[newly] = True
-        unsupported = workers[lcom] == 0
-        lapse = lead.trained & unsupported & (rng.random(len(lead)) < p.capacity_decay)
-        lead.trained[lapse] = False
-        lead.committee[lapse] = False
-    hcom = net.community[: net.n_households]
+        u_train, u_lapse = rng.random(len(lead)), rng.random(len(lead))
+        kernels.leader_training(u_train, u_lapse, lead.trained, lead.committee,
+                                net.community[net.n_households:], workers,
+                                p.leader_training_rate, p.capacity_decay)
     for c in np.flatnonzero(workers > 0).tolist():
         k = int(rng.poisson(p.volunteer_recruitment * workers[c]))
         if k:
@@ -195,9 +189,8 @@ def community_capacity(model: ReintegrationModel, rng: np.random.Generator) -> N
             free = members[~fam.committee[members]]
             if len(free):
                 fam.committee[rng.choice(free, size=min(k, len(free)), replace=False)] = True
-    unsupported = workers[hcom] == 0
-    lapse = fam.committee & unsupported & (rng.random(len(fam)) < p.capacity_decay)
-    fam.committee[lapse] = False
+    kernels.committee_lapse(rng.random(len(fam)), fam.committee, net.community, workers,
+                            p.capacity_decay)
 
 
 # --- 4. Stigma dynamics ----------------------------------------------------------------
