@@ -425,3 +425,53 @@ def committee_lapse(u, committee, community, workers, decay):
     for i in range(len(committee)):
         if committee[i] and workers[community[i]] == 0 and u[i] < decay:
             committee[i] = False
+
+
+@njit(cache=True)
+def families_to_serve(stage, household, ever_in_care, n_families, in_care, reintegrating):
+    """Families to serve: those with a child in care, then the others with a child back home.
+
+    The second group are families of a child still reintegrating after care. Both are
+    ascending.
+    """
+    mark = np.zeros(n_families, np.int8)
+    for i in range(len(stage)):
+        if stage[i] == in_care:
+            mark[household[i]] = 2
+    for i in range(len(stage)):
+        if stage[i] == reintegrating and ever_in_care[i] and mark[household[i]] == 0:
+            mark[household[i]] = 1
+    n1 = n2 = 0
+    for f in range(n_families):
+        if mark[f] == 2:
+            n1 += 1
+        elif mark[f] == 1:
+            n2 += 1
+    first = np.empty(n1, np.int64)
+    second = np.empty(n2, np.int64)
+    n1 = n2 = 0
+    for f in range(n_families):
+        if mark[f] == 2:
+            first[n1] = f
+            n1 += 1
+        elif mark[f] == 1:
+            second[n2] = f
+            n2 += 1
+    return first, second
+
+
+@njit(cache=True)
+def exploitation_month(stage, wellbeing, harm, exploited, re_exploited):
+    """Children in exploitation (ascending); each loses ``harm`` wellbeing (not below 0)."""
+    n = 0
+    for i in range(len(stage)):
+        if stage[i] == exploited or stage[i] == re_exploited:
+            n += 1
+    out = np.empty(n, np.int64)
+    k = 0
+    for i in range(len(stage)):
+        if stage[i] == exploited or stage[i] == re_exploited:
+            wellbeing[i] = max(0.0, wellbeing[i] - harm)
+            out[k] = i
+            k += 1
+    return out

@@ -235,12 +235,8 @@ def family_work(model: ReintegrationModel, rng: np.random.Generator) -> None:
     fam.counselled[:] = False
     fam.supported[:] = False
     if model.funded:
-        in_care_mask = np.zeros(len(fam), bool)
-        in_care_mask[ch.household[ch.stage == IN_CARE]] = True
-        back_mask = np.zeros(len(fam), bool)
-        back_mask[ch.household[(ch.stage == REINTEGRATING) & ch.ever_in_care]] = True
-        in_care = np.flatnonzero(in_care_mask)
-        back = np.flatnonzero(back_mask & ~in_care_mask)
+        in_care, back = kernels.families_to_serve(ch.stage, ch.household, ch.ever_in_care,
+                                                  len(fam), IN_CARE, REINTEGRATING)
         queue = np.concatenate([rng.permutation(in_care), rng.permutation(back)])
         n_counsel = model.counsellors() * p.families_per_counsellor
         n_support = int(model.budget * model.shares["family"] * p.economic_share // p.family_cost)
@@ -267,8 +263,8 @@ def identification(model: ReintegrationModel, rng: np.random.Generator) -> None:
     Source: "Victim/survivor"; "The evidence base"; Schmitt et al. 2020.
     """
     p, ch = model.params, model.children
-    exploited = kernels.in_stages(ch.stage, EXPLOITED, RE_EXPLOITED)
-    ch.wellbeing[exploited] = np.maximum(0.0, ch.wellbeing[exploited] - p.exploitation_harm)
+    exploited = kernels.exploitation_month(ch.stage, ch.wellbeing, p.exploitation_harm,
+                                           EXPLOITED, RE_EXPLOITED)
     waiting = np.flatnonzero(ch.stage == IDENTIFIED)
     drop = waiting[rng.random(len(waiting)) < p.waitlist_dropout]
     model.transition(drop, EXPLOITED, "no_place")
