@@ -188,7 +188,7 @@ class ReintegrationModel(mesa.Model):
             k, wellbeing=wellbeing, entry_wellbeing=wellbeing, resilience=resilience,
             skills=skills, severe_trauma=severe, boy=boy, age_at_entry=age,
             household=household, community=com, entry_month=self.month)
-        self.child_agents.extend(Child(self, int(i)) for i in ids)
+        self.child_agents.extend([Child(self, i) for i in ids.tolist()])
         self.network.add_peers(ids, self.children.community, p.peers_per_child,
                                self.streams["network"])
         return ids

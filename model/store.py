@@ -30,9 +30,8 @@ class Store:
         self._renew_views()
 
     def _renew_views(self) -> None:
-        n, put = self._n, object.__setattr__
-        for name, arr in self._data.items():
-            put(self, name, arr[:n])
+        n = self._n
+        self.__dict__.update({name: arr[:n] for name, arr in self._data.items()})
 
     def __len__(self) -> int:
         return self._n
