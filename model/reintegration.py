@@ -428,12 +428,19 @@ class ReintegrationModel(mesa.Model):
 
     def peer_degree(self) -> np.ndarray:
         """Every child's number of peers, at least 1 (the denominator of peer shares)."""
-        net, n = self.network, len(self.children)
+        net, n, ties = self.network, len(self.children), len(self.network.peer_src)
         cached = getattr(self, "_peer_degree", None)
-        if cached is None or cached[0] != len(net.peer_src) or len(cached[1]) != n:
-            cached = (len(net.peer_src), np.maximum(np.bincount(net.peer_src, minlength=n), 1))
-            self._peer_degree = cached
-        return cached[1]
+        if cached is not None and cached[0] == ties and len(cached[1]) == n:
+            return cached[2]
+        if cached is not None and cached[0] <= ties and len(cached[1]) <= n:
+            # Ties are only ever appended: count the new ones.
+            degree = np.zeros(n, np.int64)
+            degree[: len(cached[1])] = cached[1]
+            degree += np.bincount(net.peer_src[cached[0]:], minlength=n)
+        else:
+            degree = np.bincount(net.peer_src, minlength=n)
+        self._peer_degree = (ties, degree, np.maximum(degree, 1))
+        return self._peer_degree[2]
 
     # --- the schedule --------------------------------------------------------------
     def step(self) -> None:
