@@ -195,12 +195,31 @@ def connect_dask(address: str):
     from distributed import Client
 
     try:
-        return Client(address, timeout="10s")
+        client = Client(address, timeout="10s")
     except (OSError, TimeoutError, ValueError) as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise UserError(f"--scheduler {address}: cannot reach a Dask scheduler ({reason}); "
                         "check the address, or start one with 'dask scheduler' and "
                         "'dask worker ADDRESS'") from None
+    if any(_workers_profiling(client).values()):
+        print("note: the Dask workers run Dask's statistical profiler, which slows these runs "
+              "by about 8%; start workers with DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED=False "
+              "(see docs/guide.md)", file=sys.stderr)
+    return client
+
+
+def _profile_enabled() -> bool:
+    import dask
+
+    return bool(dask.config.get("distributed.worker.profile.enabled", True))
+
+
+def _workers_profiling(client) -> dict[str, bool]:
+    """Whether each worker of ``client``'s cluster runs Dask's statistical profiler."""
+    try:
+        return client.run(_profile_enabled)
+    except Exception:  # noqa: BLE001 - a check for a note only; never fail a sweep on it
+        return {}
 
 
 @contextmanager

@@ -261,3 +261,20 @@ def test_resume_after_kill_9_gives_the_uninterrupted_results(tmp_path):
     pd.testing.assert_frame_equal(read_results(out), read_results(reference))
     assert (out / "runs.csv").read_bytes() == (reference / "runs.csv").read_bytes()
     pd.testing.assert_frame_equal(read_series(out), read_series(reference))
+
+
+@pytest.mark.parametrize("profile", [True, False])
+def test_connect_dask_notes_workers_that_run_the_profiler(profile, capsys):
+    import dask
+    from distributed import LocalCluster
+
+    from experiments.runner import connect_dask
+
+    with dask.config.set({"distributed.worker.profile.enabled": profile}):
+        cluster = LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
+                               dashboard_address=None)
+    with cluster:
+        client = connect_dask(cluster.scheduler_address)
+        client.close()
+    note = "DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED=False" in capsys.readouterr().err
+    assert note == profile
