@@ -35,13 +35,20 @@ def in_stages(stage, a, b):
 
 
 @njit(cache=True)
-def peers_in_stages(peer_src, peer_dst, stage, a, b):
-    """For every child, the number of its peers whose stage is ``a`` or ``b``."""
+def peers_in_stages(pair_a, pair_b, stage, a, b):
+    """For every child, the number of its peers whose stage is ``a`` or ``b``.
+
+    ``pair_a``, ``pair_b``: each peer tie once (``Network.peer_pairs``).
+    """
     hits = np.zeros(len(stage))
-    for e in range(len(peer_src)):
-        s = stage[peer_dst[e]]
+    for e in range(len(pair_a)):
+        i, j = pair_a[e], pair_b[e]
+        s = stage[j]
         if s == a or s == b:
-            hits[peer_src[e]] += 1.0
+            hits[i] += 1.0
+        s = stage[i]
+        if s == a or s == b:
+            hits[j] += 1.0
     return hits
 
 

@@ -116,6 +116,27 @@ class Network:
         buf[1][n:n + m], buf[1][n + m:n + 2 * m] = dst, src
         self._peer_buffers = buf
         self.peer_src, self.peer_dst = buf[0][: n + 2 * m], buf[1][: n + 2 * m]
+        pairs = self.peer_pairs()  # (rebuilt if out of step)
+        k = len(pairs[0])
+        if k + m > len(self._pair_buffers[0]):
+            cap = max(k + m, 2 * len(self._pair_buffers[0]))
+            grown = (np.empty(cap, np.int32), np.empty(cap, np.int32))
+            grown[0][:k], grown[1][:k] = pairs
+            self._pair_buffers = grown
+        self._pair_buffers[0][k:k + m], self._pair_buffers[1][k:k + m] = src, dst
+        self._pairs = (self._pair_buffers[0][: k + m], self._pair_buffers[1][: k + m])
+
+    def peer_pairs(self) -> tuple[np.ndarray, np.ndarray]:
+        """Each peer tie once, as two int32 arrays (for loops over ties)."""
+        pairs = getattr(self, "_pairs", None)
+        if pairs is None or 2 * len(pairs[0]) != len(self.peer_src):
+            once = self.peer_src < self.peer_dst
+            a, b = self.peer_src[once].astype(np.int32), self.peer_dst[once].astype(np.int32)
+            self._pair_buffers = (np.empty(max(64, 2 * len(a)), np.int32),
+                                  np.empty(max(64, 2 * len(a)), np.int32))
+            self._pair_buffers[0][: len(a)], self._pair_buffers[1][: len(a)] = a, b
+            pairs = self._pairs = (self._pair_buffers[0][: len(a)], self._pair_buffers[1][: len(a)])
+        return pairs
 
     def to_graph(self, child_household: np.ndarray | None = None) -> nx.Graph:
         """The whole network as a networkx graph with ``kind`` and ``community`` attributes.

@@ -22,6 +22,11 @@ STAGE_LABELS = {"exploited": "in exploitation", "identified": "identified, waiti
 CHECKPOINTS = (36, 60)
 
 
+def _mean(x: np.ndarray) -> float:
+    """``float(x.mean())`` (the same pairwise sum) without ``ndarray.mean``'s Python layer."""
+    return float(np.add.reduce(x) / len(x))
+
+
 _COUNT_KEYS = tuple(f"n_{s}" for s in STAGES)
 _WELLBEING_KEYS = tuple(f"wellbeing_{s}" for s in STAGES)
 
@@ -41,24 +46,24 @@ def month_stats(m: ReintegrationModel) -> dict[str, float]:
     out["handed_to_community"] = m.handed_over
     out["worse_off_than_intake"] = int(worse)
     out["unassisted_recoveries"] = m.unassisted_recoveries
-    out["mean_stigma"] = float(m.beliefs().mean())
-    out["mean_acceptance"] = (float(m.families.acceptance[ch.household].mean())
+    out["mean_stigma"] = _mean(m.beliefs())
+    out["mean_acceptance"] = (_mean(m.families.acceptance[ch.household])
                               if len(ch) else float("nan"))
     employed = ~st.left
     caseworkers = employed & (st.role == CASEWORKER)
-    out["staff_employed"] = int(employed.sum())
-    out["caseworkers"] = int(caseworkers.sum())
+    out["staff_employed"] = np.count_nonzero(employed)
+    out["caseworkers"] = np.count_nonzero(caseworkers)
     out["vacancies"] = (int(sum(m.posts().values()) - out["staff_employed"]) if m.funded else 0)
     out["resignations"] = m.now["resignations"]
     out["contracts_ended"] = m.now["contracts_ended"]
-    out["caseload_per_caseworker"] = (float(st.caseload[caseworkers].mean())
+    out["caseload_per_caseworker"] = (_mean(st.caseload[caseworkers])
                                       if caseworkers.any() else float("nan"))
-    out["mean_burnout"] = float(st.burnout[employed].mean()) if employed.any() else float("nan")
+    out["mean_burnout"] = _mean(st.burnout[employed]) if employed.any() else float("nan")
     out["funded"] = int(m.funded)
     out["budget"] = m.budget
     out["spend"] = m.spend
     out["community_capacity"] = float(m.committee_capacity().sum())
-    out["trained_leaders"] = int(m.leaders.trained.sum()) if len(m.leaders) else 0
+    out["trained_leaders"] = np.count_nonzero(m.leaders.trained) if len(m.leaders) else 0
     for key in ("followed_up", "committee_followed_up", "families_counselled",
                 "families_supported"):
         out[key] = m.now[key]

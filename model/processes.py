@@ -143,7 +143,7 @@ def staffing(model: ReintegrationModel, rng: np.random.Generator) -> None:
         model.pending_hires = [h for h in model.pending_hires if h[1] > m]
         for role, _ in ready:
             model.hire(role, p.new_staff_skill, rng)
-    employed = np.flatnonzero(~st.left)
+    employed = (~st.left).nonzero()[0]
     if len(employed) == 0:
         return
     insecure = bool(model.schedule.insecure[m]) if m < len(model.schedule.insecure) else False
@@ -159,7 +159,7 @@ def staffing(model: ReintegrationModel, rng: np.random.Generator) -> None:
         model.resignations += len(leave)
         left_now = np.zeros(len(st) + 1, bool)  # the extra last entry is for "no worker" (-1)
         left_now[leave] = True
-        orphaned = np.flatnonzero(left_now[model.children.caseworker])
+        orphaned = left_now[model.children.caseworker].nonzero()[0]
         model.lose_worker(orphaned)
         st.caseload[leave] = 0
 
@@ -182,7 +182,7 @@ def community_capacity(model: ReintegrationModel, rng: np.random.Generator) -> N
         kernels.leader_training(u_train, u_lapse, lead.trained, lead.committee,
                                 net.community[net.n_households:], workers,
                                 p.leader_training_rate, p.capacity_decay)
-    for c in np.flatnonzero(workers > 0).tolist():
+    for c in (workers > 0).nonzero()[0].tolist():
         k = int(rng.poisson(p.volunteer_recruitment * workers[c]))
         if k:
             members = net.households_by_community[c]
@@ -265,7 +265,7 @@ def identification(model: ReintegrationModel, rng: np.random.Generator) -> None:
     p, ch = model.params, model.children
     exploited = kernels.exploitation_month(ch.stage, ch.wellbeing, p.exploitation_harm,
                                            EXPLOITED, RE_EXPLOITED)
-    waiting = np.flatnonzero(ch.stage == IDENTIFIED)
+    waiting = (ch.stage == IDENTIFIED).nonzero()[0]
     drop = waiting[rng.random(len(waiting)) < p.waitlist_dropout]
     model.transition(drop, EXPLOITED, "no_place")
     found = kernels.identification_found(
@@ -293,13 +293,13 @@ def referral(model: ReintegrationModel, rng: np.random.Generator) -> None:
     effective multi-disciplinary working".
     """
     p, ch, st = model.params, model.children, model.staff
-    workers = np.flatnonzero(~st.left & (st.role == CASEWORKER))
+    workers = (~st.left & (st.role == CASEWORKER)).nonzero()[0]
     if len(workers) == 0:
         return
-    orphans = np.flatnonzero((ch.stage == IN_CARE) & (ch.caseworker < 0))
+    orphans = ((ch.stage == IN_CARE) & (ch.caseworker < 0)).nonzero()[0]
     model.assign(orphans, workers, limit=2 * p.caseload_standard)
     free = int(np.maximum(0, p.caseload_standard - st.caseload[workers]).sum())
-    waiting = np.flatnonzero(ch.stage == IDENTIFIED)
+    waiting = (ch.stage == IDENTIFIED).nonzero()[0]
     if free == 0 or len(waiting) == 0:
         return
     coord = model.effective_coordination()
@@ -407,7 +407,7 @@ def re_exploitation(model: ReintegrationModel, rng: np.random.Generator) -> None
                     p.wellbeing_risk, p.peer_risk, p.early_risk_multiplier, p.early_risk_months,
                     p.followup_protection, p.committee_protection, p.stable_risk_factor,
                     p.alternative_care_acceptance, p.revictimisation_harm])
-    exploited_peers = kernels.peers_in_stages(net.peer_src, net.peer_dst, ch.stage, EXPLOITED,
+    exploited_peers = kernels.peers_in_stages(*net.peer_pairs(), ch.stage, EXPLOITED,
                                               RE_EXPLOITED)
     hit = kernels.reexploitation_hits(
         back, u, ch.stage, ch.household, ch.community, ch.alt_care, ch.wellbeing,
@@ -430,7 +430,7 @@ def unassisted_recovery(model: ReintegrationModel, rng: np.random.Generator) -> 
     exploited = kernels.in_stages(ch.stage, EXPLOITED, RE_EXPLOITED)
     if len(exploited) == 0:
         return
-    peers_back = kernels.peers_in_stages(net.peer_src, net.peer_dst, ch.stage, REINTEGRATING,
+    peers_back = kernels.peers_in_stages(*net.peer_pairs(), ch.stage, REINTEGRATING,
                                          REINTEGRATED)
     out = kernels.unassisted_exits(exploited, rng.random(len(exploited)), ch.resilience,
                                    peers_back, model.peer_degree(), p.unassisted_recovery_rate,

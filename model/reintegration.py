@@ -304,11 +304,11 @@ class ReintegrationModel(mesa.Model):
 
     def caseworkers(self) -> int:
         """Caseworkers employed now."""
-        return int(self._employed(CASEWORKER).sum())
+        return np.count_nonzero(self._employed(CASEWORKER))
 
     def counsellors(self) -> int:
         """Counsellors employed now."""
-        return int(self._employed(COUNSELLOR).sum())
+        return np.count_nonzero(self._employed(COUNSELLOR))
 
     def community_workers(self) -> np.ndarray:
         """Community workers employed now, per community (do not modify the result)."""
@@ -324,7 +324,7 @@ class ReintegrationModel(mesa.Model):
 
     def support_level(self) -> float:
         """Staff support per worker relative to ``support_cost`` (0-1)."""
-        n = int((~self.staff.left).sum())
+        n = len(self.staff) - np.count_nonzero(self.staff.left)
         if n == 0 or not self.funded:
             return 0.0
         money = self.budget * self.shares["staff_support"]
@@ -473,7 +473,7 @@ class ReintegrationModel(mesa.Model):
         if not self.funded:
             return
         st = self.staff
-        employed = int((~st.left).sum())
+        employed = len(st) - np.count_nonzero(st.left)
         self.spend += employed * self.params.salary
         self.spend += self.support_level() * employed * self.params.support_cost
         self.spend += self.budget * self.shares["monitoring"]
