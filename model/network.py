@@ -114,9 +114,9 @@ class Network:
             buf = grown
         buf[0][n:n + m], buf[0][n + m:n + 2 * m] = src, dst
         buf[1][n:n + m], buf[1][n + m:n + 2 * m] = dst, src
+        pairs = self.peer_pairs()  # the ties so far, once each (rebuilt if out of step)
         self._peer_buffers = buf
         self.peer_src, self.peer_dst = buf[0][: n + 2 * m], buf[1][: n + 2 * m]
-        pairs = self.peer_pairs()  # (rebuilt if out of step)
         k = len(pairs[0])
         if k + m > len(self._pair_buffers[0]):
             cap = max(k + m, 2 * len(self._pair_buffers[0]))

@@ -235,6 +235,8 @@ class ReintegrationModel(mesa.Model):
             The children who were assigned.
         """
         st, ch = self.staff, self.children
+        if len(children) == 0:
+            return np.empty(0, np.int64)
         ids = workers.tolist()
         load = st.caseload[workers].tolist()
         special = st.specialist[workers].tolist()

@@ -105,3 +105,15 @@ def test_memo_of_derived_state_changes_nothing(extra):
     pd.testing.assert_frame_equal(fast.timeseries(), slow.timeseries())
     pd.testing.assert_frame_equal(fast.events(), slow.events())
     assert len(fast.events()) > 300
+
+
+def test_peer_pairs_hold_each_tie_once():
+    # The per-tie loops (peer counts) use Network.peer_pairs, kept up to date as ties
+    # are appended; it must always hold each tie of peer_src/peer_dst exactly once.
+    m = ReintegrationModel(rng=3, n_children=300, months=40).run()
+    a, b = m.network.peer_pairs()
+    src, dst = m.network.peer_src, m.network.peer_dst
+    assert 2 * len(a) == len(src) > 500
+    once = sorted(zip(np.minimum(a, b).tolist(), np.maximum(a, b).tolist(), strict=True))
+    both = sorted(zip(np.minimum(src, dst).tolist(), np.maximum(src, dst).tolist(), strict=True))
+    assert once == both[::2] == both[1::2]
