@@ -57,12 +57,12 @@ def month_stats(m: ReintegrationModel) -> dict[str, float]:
     out["resignations"] = m.now["resignations"]
     out["contracts_ended"] = m.now["contracts_ended"]
     out["caseload_per_caseworker"] = (_mean(st.caseload[caseworkers])
-                                      if caseworkers.any() else float("nan"))
-    out["mean_burnout"] = _mean(st.burnout[employed]) if employed.any() else float("nan")
+                                      if out["caseworkers"] else float("nan"))
+    out["mean_burnout"] = _mean(st.burnout[employed]) if out["staff_employed"] else float("nan")
     out["funded"] = int(m.funded)
     out["budget"] = m.budget
     out["spend"] = m.spend
-    out["community_capacity"] = float(m.committee_capacity().sum())
+    out["community_capacity"] = float(np.add.reduce(m.committee_capacity()))
     out["trained_leaders"] = np.count_nonzero(m.leaders.trained) if len(m.leaders) else 0
     for key in ("followed_up", "committee_followed_up", "families_counselled",
                 "families_supported"):
