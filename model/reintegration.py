@@ -506,16 +506,26 @@ class ReintegrationModel(mesa.Model):
         child = np.concatenate([e[1] for e in self._event_parts]).astype(np.int64)
         frm = np.concatenate([e[2] for e in self._event_parts])
         to = np.repeat(np.array([e[3] for e in self._event_parts], np.int8), sizes)
-        cause = np.repeat(np.array([e[4] for e in self._event_parts], object), sizes)
-        names = np.array(STAGES, object)
-        return pd.DataFrame({"month": month, "child_id": child, "from_stage": names[frm],
-                             "to_stage": names[to], "cause": cause})
+        causes = sorted({e[4] for e in self._event_parts})
+        code = {c: i for i, c in enumerate(causes)}
+        cause = np.repeat(np.array([code[e[4]] for e in self._event_parts], np.int64), sizes)
+        # Taking from an index of strings builds the string columns without converting
+        # one Python object per row.
+        names = pd.Index(STAGES, dtype="str")
+        return pd.DataFrame({"month": month, "child_id": child, "from_stage": names.take(frm),
+                             "to_stage": names.take(to),
+                             "cause": pd.Index(causes, dtype="str").take(cause)})
 
     def timeseries(self):
         """The monthly series collected by Mesa's DataCollector, with a ``month`` column."""
-        df = self.datacollector.get_model_vars_dataframe().reset_index(drop=True)
-        df.insert(0, "month", np.arange(len(df)))
-        return df
+        import pandas as pd
+
+        # The same frame as ``get_model_vars_dataframe()`` with a month column, built from
+        # arrays rather than lists of Python numbers.
+        series = self.datacollector.model_vars
+        months = len(next(iter(series.values()), []))
+        return pd.DataFrame({"month": np.arange(months),
+                             **{name: np.asarray(v) for name, v in series.items()}})
 
     def children_table(self):
         """One row per child (see ``docs/ODD.md``, Outputs)."""
@@ -524,7 +534,7 @@ class ReintegrationModel(mesa.Model):
         ch, net = self.children, self.network
         return pd.DataFrame({
             "child_id": np.arange(len(ch)),
-            "gender": np.where(ch.boy, "boy", "girl"),
+            "gender": pd.Index(["girl", "boy"], dtype="str").take(ch.boy.astype(np.int64)),
             "age_at_entry": ch.age_at_entry.astype(int),
             "community": ch.community,
             "rural": net.rural[ch.community],
@@ -536,7 +546,7 @@ class ReintegrationModel(mesa.Model):
             "handed_to_community": ch.handed,
             "intake_wellbeing": np.where(ch.ever_in_care, ch.intake_wellbeing, ch.entry_wellbeing),
             "final_wellbeing": ch.wellbeing,
-            "final_stage": np.array(STAGES, object)[ch.stage],
+            "final_stage": pd.Index(STAGES, dtype="str").take(ch.stage),
             "re_exploitation_count": ch.reexploit_count,
             "ever_in_care": ch.ever_in_care,
             "stable_reintegration_month": ch.reintegrated_month,
