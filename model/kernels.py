@@ -482,3 +482,26 @@ def exploitation_month(stage, wellbeing, harm, exploited, re_exploited):
             out[k] = i
             k += 1
     return out
+
+
+@njit(cache=True)
+def release(idx, caseworker, caseload, months_since_exit):
+    """Children leave care or exploitation: free their worker's place, restart the clock."""
+    for i in idx:
+        w = caseworker[i]
+        if w >= 0:
+            caseload[w] -= 1
+            caseworker[i] = -1
+        months_since_exit[i] = 0
+
+
+@njit(cache=True)
+def move(idx, stage, months_in_stage, to_stage):
+    """Move children to ``to_stage``; returns the stages they came from."""
+    before = np.empty(len(idx), np.int8)
+    for j in range(len(idx)):
+        i = idx[j]
+        before[j] = stage[i]
+        stage[i] = to_stage
+        months_in_stage[i] = 0
+    return before

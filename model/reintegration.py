@@ -9,7 +9,7 @@ import mesa
 import numpy as np
 from scipy import sparse
 
-from . import processes
+from . import kernels, processes
 from .agents import (
     CASEWORKER,
     COMMUNITY_WORKER,
@@ -200,21 +200,15 @@ class ReintegrationModel(mesa.Model):
         if len(idx) == 0:
             return
         ch = self.children
+        before = kernels.move(idx, ch.stage, ch.months_in_stage, to_stage)
         # (month, children, stages before, stage after, cause); expanded by ``events``.
-        self._event_parts.append((self.month, idx, ch.stage[idx], to_stage, cause))
-        ch.stage[idx] = to_stage
-        ch.months_in_stage[idx] = 0
+        self._event_parts.append((self.month, idx, before, to_stage, cause))
 
     def place_children(self, idx: np.ndarray, rng: np.random.Generator) -> None:
         """Children leave care or exploitation for the community: release their worker."""
-        ch, st = self.children, self.staff
-        idx = np.asarray(idx, np.int64)
-        w = ch.caseworker[idx]
-        w = w[w >= 0]
-        if len(w):
-            np.subtract.at(st.caseload, w, 1)
-        ch.caseworker[idx] = -1
-        ch.months_since_exit[idx] = 0
+        ch = self.children
+        kernels.release(np.asarray(idx, np.int64), ch.caseworker, self.staff.caseload,
+                        ch.months_since_exit)
 
     def lose_worker(self, idx: np.ndarray) -> None:
         """Children whose worker left: bond reset, setback, a caseworker change."""
