@@ -111,10 +111,12 @@ def unassisted_exits(exploited, u, resilience, peers_back, peer_degree, rate, pe
 
 @njit(cache=True)
 def identification_found(exploited, u, household, community, boy, family_stigma,
-                         community_stigma, base, disclosure, outreach, boys_access):
+                         community_stigma, base, disclosure, outreach, boys_access,
+                         first_identified, waiting_since, month):
     """Exploited children identified this month, given uniforms ``u``.
 
-    ``outreach`` is 1 + outreach_effect while funded, else 1.
+    ``outreach`` is 1 + outreach_effect while funded, else 1. Each child found starts
+    waiting now, and its first identification is recorded.
     """
     out = np.empty(len(exploited), np.int64)
     k = 0
@@ -125,6 +127,9 @@ def identification_found(exploited, u, household, community, boy, family_stigma,
         if u[j] < chance:
             out[k] = i
             k += 1
+            if first_identified[i] < 0:
+                first_identified[i] = month
+            waiting_since[i] = month
     return out[:k]
 
 
@@ -505,3 +510,29 @@ def move(idx, stage, months_in_stage, to_stage):
         stage[i] = to_stage
         months_in_stage[i] = 0
     return before
+
+
+@njit(cache=True)
+def without_worker(stage, caseworker, in_care):
+    """Children in care without an assigned worker, ascending."""
+    n = 0
+    for i in range(len(stage)):
+        if stage[i] == in_care and caseworker[i] < 0:
+            n += 1
+    out = np.empty(n, np.int64)
+    k = 0
+    for i in range(len(stage)):
+        if stage[i] == in_care and caseworker[i] < 0:
+            out[k] = i
+            k += 1
+    return out
+
+
+@njit(cache=True)
+def admit(admitted, wellbeing, intake_wellbeing, ever_in_care, unassisted, bond):
+    """Record admission to care: wellbeing at intake, in care at least once, a new bond."""
+    for i in admitted:
+        intake_wellbeing[i] = wellbeing[i]
+        ever_in_care[i] = True
+        unassisted[i] = False
+        bond[i] = 0.0

@@ -265,16 +265,14 @@ def identification(model: ReintegrationModel, rng: np.random.Generator) -> None:
     p, ch = model.params, model.children
     exploited = kernels.exploitation_month(ch.stage, ch.wellbeing, p.exploitation_harm,
                                            EXPLOITED, RE_EXPLOITED)
-    waiting = (ch.stage == IDENTIFIED).nonzero()[0]
+    waiting = kernels.in_stages(ch.stage, IDENTIFIED, IDENTIFIED)
     drop = waiting[rng.random(len(waiting)) < p.waitlist_dropout]
     model.transition(drop, EXPLOITED, "no_place")
     found = kernels.identification_found(
         exploited, rng.random(len(exploited)), ch.household, ch.community, ch.boy,
         model.families.stigma, model.community_stigma(), p.identification_rate,
-        p.stigma_disclosure_effect, 1.0 + p.outreach_effect * model.funded, p.boys_service_access)
-    first = found[ch.first_identified[found] < 0]
-    ch.first_identified[first] = model.month
-    ch.waiting_since[found] = model.month
+        p.stigma_disclosure_effect, 1.0 + p.outreach_effect * model.funded, p.boys_service_access,
+        ch.first_identified, ch.waiting_since, model.month)
     model.transition(found, IDENTIFIED, "identified")
     model.now["identified"] = len(found)
 
@@ -296,20 +294,18 @@ def referral(model: ReintegrationModel, rng: np.random.Generator) -> None:
     workers = (~st.left & (st.role == CASEWORKER)).nonzero()[0]
     if len(workers) == 0:
         return
-    orphans = ((ch.stage == IN_CARE) & (ch.caseworker < 0)).nonzero()[0]
+    orphans = kernels.without_worker(ch.stage, ch.caseworker, IN_CARE)
     model.assign(orphans, workers, limit=2 * p.caseload_standard)
     free = int(np.maximum(0, p.caseload_standard - st.caseload[workers]).sum())
-    waiting = (ch.stage == IDENTIFIED).nonzero()[0]
+    waiting = kernels.in_stages(ch.stage, IDENTIFIED, IDENTIFIED)
     if free == 0 or len(waiting) == 0:
         return
     coord = model.effective_coordination()
     matched = int(rng.binomial(len(waiting), p.referral_base + (1 - p.referral_base) * coord))
     order = waiting[np.lexsort((rng.random(len(waiting)), ch.waiting_since[waiting]))]
     admitted = model.assign(order[: min(matched, free)], workers, limit=p.caseload_standard)
-    ch.intake_wellbeing[admitted] = ch.wellbeing[admitted]
-    ch.ever_in_care[admitted] = True
-    ch.unassisted[admitted] = False
-    ch.bond[admitted] = 0.0
+    kernels.admit(admitted, ch.wellbeing, ch.intake_wellbeing, ch.ever_in_care, ch.unassisted,
+                  ch.bond)
     model.transition(admitted, IN_CARE, "admitted")
     model.now["admitted"] = len(admitted)
 
