@@ -19,6 +19,8 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install --quiet -e ".[dev]"
 	@# The dashboard's browser assets, which Solara would otherwise fetch from a CDN.
 	$(PY) -m experiments.dashboard install-assets || echo "warning: dashboard browser assets not installed (needs npm); the dashboard page may stay blank"
+	@echo "Compiling the model's numba kernels (once per machine, about 15 s) ..."
+	$(PY) -c "from model import run; run({'n_children': 50, 'months': 3}, seed=0)"
 	touch $@
 
 setup: $(VENV)/.installed
