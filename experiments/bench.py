@@ -457,31 +457,36 @@ def time_sweeps(runs: int, children: int, months: int, dask: bool = True,
             out["bytes_per_run_month"] = _dir_bytes(folder / "parts") / (n_runs * months)
 
     # The executors are timed in alternation, `rounds` times each, keeping each one's best,
-    # so that a slow spell of a shared machine does not fall on one executor only.
-    with contextlib.ExitStack() as stack:
-        executors = {"serial": SerialExecutor()}
-        ctx = multiprocessing.get_context("spawn")
-        executors["pool2"] = stack.enter_context(ProcessPoolExecutor(max_workers=2, mp_context=ctx))
-        if dask:
-            import dask as dask_config
-            from distributed import Client, LocalCluster
+    # so that a slow spell of a shared machine does not fall on one executor only. Each is
+    # started, warmed up, timed and shut down on its own: idle workers of another
+    # executor (Dask's heartbeats and profiler wake-ups) would otherwise take CPU from the
+    # one being timed on a 2-core machine.
+    ctx = multiprocessing.get_context("spawn")
 
-            # Two clusters: Dask's default configuration, and the one docs/guide.md
-            # recommends (workers' statistical profiler off). The profiler samples every
-            # worker thread's stack every 10 ms, and the GIL hand-overs that takes slow a
-            # run of pure Python and small numpy calls by about 8%.
-            for name, profile in (("dask2_default", True), ("dask2", False)):
-                with dask_config.config.set({"distributed.worker.profile.enabled": profile}):
-                    cluster = stack.enter_context(LocalCluster(
-                        n_workers=2, threads_per_worker=1, processes=True,
-                        dashboard_address=None))
-                client = stack.enter_context(Client(cluster))
-                executors[name] = client.get_executor(pure=False)
-        for name, ex in executors.items():
-            warm_up(ex, 1 if name == "serial" else 2)
-        for attempt in range(rounds):
-            for name, ex in executors.items():
-                timed(name, ex, attempt)
+    @contextlib.contextmanager
+    def dask_cluster(profile: bool):
+        import dask as dask_config
+        from distributed import Client, LocalCluster
+
+        with dask_config.config.set({"distributed.worker.profile.enabled": profile}):
+            cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                   dashboard_address=None)
+        with cluster, Client(cluster) as client:
+            yield client.get_executor(pure=False)
+
+    openers = {"serial": lambda: contextlib.nullcontext(SerialExecutor()),
+               "pool2": lambda: ProcessPoolExecutor(max_workers=2, mp_context=ctx)}
+    if dask:
+        # Dask's default configuration, and the one docs/guide.md recommends (workers'
+        # statistical profiler off: it samples every worker thread's stack every 10 ms,
+        # and the GIL hand-overs slow runs of Python and small numpy calls by about 8%).
+        openers["dask2_default"] = lambda: dask_cluster(True)
+        openers["dask2"] = lambda: dask_cluster(False)
+    for attempt in range(rounds):
+        for name, opener in openers.items():
+            with opener() as executor:
+                warm_up(executor, 1 if name == "serial" else 2)
+                timed(name, executor, attempt)
     out["rounds"] = rounds
     base = results["serial"].drop(columns=[c for c in ("elapsed_s",) if c in results["serial"]])
     out["identical"] = all(base.equals(r.drop(columns=[c for c in ("elapsed_s",) if c in r]))
