@@ -222,10 +222,12 @@ def test_cli_reports_a_bad_spec_as_one_line(tmp_path: Path, capsys):
     assert not (tmp_path / "out").exists()
 
 
-@pytest.mark.parametrize("name", ["morris-smoke.toml", "sobol-full.toml"])
+@pytest.mark.parametrize("name", ["morris-smoke.toml", "sobol-full.toml", "sobol-8.toml"])
 def test_shipped_specs_are_valid(name: str):
     spec = load_sensitivity_spec(REPO / "experiments" / name)
     assert len(spec.factors) >= 6 and spec.replicates >= 2
-    if name == "sobol-full.toml":
+    if name.startswith("sobol"):
         assert spec.base_params.n_children == 1000 and spec.n_base == 256
         assert spec.n_points("sobol") == 256 * (len(spec.factors) + 2)
+    if name == "sobol-8.toml":  # the size the scale issue times: 5,120 runs
+        assert len(spec.factors) == 8 and spec.n_points("sobol") * spec.replicates == 5120
