@@ -21,17 +21,7 @@ from numba import njit
 @njit(cache=True)
 def in_stages(stage, a, b):
     """Indices of children whose stage is ``a`` or ``b``, ascending."""
-    n = 0
-    for i in range(len(stage)):
-        if stage[i] == a or stage[i] == b:
-            n += 1
-    out = np.empty(n, np.int64)
-    k = 0
-    for i in range(len(stage)):
-        if stage[i] == a or stage[i] == b:
-            out[k] = i
-            k += 1
-    return out
+    return np.flatnonzero((stage == a) | (stage == b))
 
 
 @njit(cache=True)
@@ -515,17 +505,7 @@ def move(idx, stage, months_in_stage, to_stage):
 @njit(cache=True)
 def without_worker(stage, caseworker, in_care):
     """Children in care without an assigned worker, ascending."""
-    n = 0
-    for i in range(len(stage)):
-        if stage[i] == in_care and caseworker[i] < 0:
-            n += 1
-    out = np.empty(n, np.int64)
-    k = 0
-    for i in range(len(stage)):
-        if stage[i] == in_care and caseworker[i] < 0:
-            out[k] = i
-            k += 1
-    return out
+    return np.flatnonzero((stage == in_care) & (caseworker < 0))
 
 
 @njit(cache=True)

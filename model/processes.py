@@ -31,14 +31,6 @@ if TYPE_CHECKING:
 RETURNED = (REINTEGRATING, REINTEGRATED)
 
 
-def _in(stage: np.ndarray, *stages: int) -> np.ndarray:
-    """Mask of entries of ``stage`` that are one of ``stages``."""
-    mask = stage == stages[0]
-    for s in stages[1:]:
-        mask |= stage == s
-    return mask
-
-
 # --- 0. Inflow -------------------------------------------------------------------------
 def inflow(model: ReintegrationModel, rng: np.random.Generator) -> None:
     """New children enter exploitation: Poisson(annual_inflow_share * n_children / 12)."""

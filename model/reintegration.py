@@ -90,7 +90,8 @@ class ReintegrationModel(mesa.Model):
         self._event_parts: list[tuple[np.ndarray, ...]] = []
         self.now: dict[str, float] = {}
         # Derived state (community stigma, committee capacity, community workers), kept
-        # within one step between the processes that change it; None outside ``step``.
+        # within one step between the processes that change it; None outside ``step`` and
+        # while such a process runs.
         self._memo: dict[str, Any] | None = None
 
         self.schedule: FundingSchedule = funding_schedule(p, p.months, self.streams["funding_schedule"])
@@ -275,8 +276,6 @@ class ReintegrationModel(mesa.Model):
             community = self._next_community()
         idx = self.staff.append(1, role=role, specialist=specialist, skill=skill,
                                 community=community)
-        if self._memo is not None:
-            self._memo.pop("community_workers", None)
         self.staff_agents.append(Professional(self, int(idx[0])))
 
     def _next_community(self) -> int:
@@ -408,20 +407,6 @@ class ReintegrationModel(mesa.Model):
             memo["community_stigma"] = mean
         return mean
 
-    def felt_stigma(self, idx: np.ndarray) -> np.ndarray:
-        """Stigma a child feels: the mean of their family's and their community's belief."""
-        ch = self.children
-        return 0.5 * (self.families.stigma[ch.household[idx]]
-                      + self.community_stigma()[ch.community[idx]])
-
-    def peer_share(self, mask: np.ndarray) -> np.ndarray:
-        """For every child, the share of their peers for whom ``mask`` is true."""
-        net, n = self.network, len(self.children)
-        if len(net.peer_src) == 0:
-            return np.zeros(n)
-        hits = np.bincount(net.peer_src, weights=mask[net.peer_dst], minlength=n)
-        return hits / self.peer_degree()
-
     def peer_degree(self) -> np.ndarray:
         """Every child's number of peers, at least 1 (the denominator of peer shares)."""
         net, n, ties = self.network, len(self.children), len(self.network.peer_src)
@@ -446,12 +431,13 @@ class ReintegrationModel(mesa.Model):
                                   "families_supported", "followed_up",
                                   "committee_followed_up"), 0)
         self.spend = 0.0
-        self._memo = memo = {}
+        self._memo = {}
         for process in processes.PROCESSES:
             if process in processes.CHANGES_DERIVED_STATE:
-                memo.clear()
+                # No memo while a process changes what is memoised; a fresh one after.
+                self._memo = None
                 process(self, self.streams[process.__name__])
-                memo.clear()
+                self._memo = {}
             else:
                 process(self, self.streams[process.__name__])
         self._account_spend()
