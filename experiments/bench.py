@@ -18,6 +18,13 @@ Run with ``python -m experiments.bench`` (``make bench``). It measures:
   built once (its construction, dominated by networkx's ``spring_layout`` for display,
   is reported but not used in the comparison); each repeat restores the initial agent
   states, random states and a fresh DataCollector, so every repeat steps the same path.
+* **Sweeps** (``--sweeps N``, default 60; 0 skips them): the same sweep of 1,000-child runs
+  serially, on a 2-worker process pool and on two Dask clusters (``LocalCluster``) of 2 workers
+  (Dask's default configuration, and with the workers' statistical profiler off, as
+  ``docs/guide.md`` recommends). Each executor is started, warmed up, timed and shut down
+  on its own, in alternation, keeping its best of two rounds; results must be identical.
+  From the pool's throughput: a Sobol estimate (8 parameters, N = 256, 4,608 runs); from
+  the serial sweep's parts: bytes on disk per run-month.
 
 Small runs take the best of ``--repeats`` (default 3) ``time.perf_counter`` timings; our
 runs and Mesa's stepping alternate, so that both see the same load on the machine. CPU
@@ -661,7 +668,7 @@ def main(argv: list[str] | None = None) -> int:
                     "~1 min at 3,600 nodes); its stepping is unchanged")
     ap.add_argument("--sweeps", type=int, default=60, metavar="RUNS",
                     help="runs in the parallel-throughput sweeps (0 skips them)")
-    ap.add_argument("--no-dask", action="store_true", help="skip the Dask LocalCluster sweep")
+    ap.add_argument("--no-dask", action="store_true", help="skip the Dask LocalCluster sweeps")
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT, help="JSON output file")
     ap.add_argument("--_worker", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
